@@ -1,0 +1,70 @@
+"""Exceptions and warnings raised by costguard itself.
+
+Provider errors (``openai.APIStatusError``, ``anthropic.RateLimitError``, ...) are never
+wrapped: they reach the caller unchanged. Everything below is a decision costguard made::
+
+    CostGuardError
+    ├── ConfigurationError          bad construction or wrap() argument
+    │   └── LedgerError             the ledger cannot be opened or written
+    ├── InvalidRequestError         a guarded call's parameters are unusable (also a ValueError)
+    └── PricingError                the price table cannot answer
+        └── UnknownModelPriceError  no price for this model, and the guard is strict
+
+    CostGuardWarning                degraded but working (unpriced model, failing sink, ...)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "CostGuardError",
+    "CostGuardWarning",
+    "InvalidRequestError",
+    "LedgerError",
+    "PricingError",
+    "UnknownModelPriceError",
+]
+
+
+class CostGuardError(Exception):
+    """Root of every exception costguard raises on its own behalf."""
+
+
+class ConfigurationError(CostGuardError):
+    """costguard was configured or used in a way it cannot honour."""
+
+
+class LedgerError(ConfigurationError):
+    """The spend ledger cannot be opened, migrated or written."""
+
+
+class InvalidRequestError(CostGuardError, ValueError):
+    """A guarded call's parameters are invalid; raised before anything is sent.
+
+    ``field`` names the offending parameter path, e.g. ``"messages[2].role"``.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class PricingError(CostGuardError):
+    """The price table is malformed or cannot price a request."""
+
+
+class UnknownModelPriceError(PricingError, LookupError):
+    """No price is known for ``model`` and the guard was told to be strict."""
+
+    def __init__(self, model: str, *, provider: str | None = None) -> None:
+        where = f" ({provider})" if provider else ""
+        super().__init__(
+            f"no price for model {model!r}{where}: add one with PriceTable.override() "
+            "or load a price file, or construct the guard with strict_prices=False"
+        )
+        self.model = model
+        self.provider = provider
+
+
+class CostGuardWarning(UserWarning):
+    """Something degraded but the call went on (unpriced model, failing ledger sink, ...)."""
