@@ -1,0 +1,123 @@
+"""Overhead of a guarded call vs the raw SDK call, on the same in-memory fake transport.
+
+Run:  python benchmarks/bench.py [--calls N]
+
+Prints one table: median µs per call for the raw SDK client and for the same client wrapped by a
+CostGuardClient with only the ledger layer (a real SQLite ledger in a temp dir), and the ratio;
+then `import costguard` vs `import openai` time and memory, each in a fresh interpreter.
+Raw and guarded calls are interleaved so that drift on a busy machine hits both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+HI = [{"role": "user", "content": "Say hello in one short sentence."}]
+
+
+def _sync_pair(raw: Any, guarded: Any, provider: str) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    if provider == "openai":
+        return (
+            lambda: raw.chat.completions.create(model="gpt-4o-mini", messages=HI),
+            lambda: guarded.chat.completions.create(model="gpt-4o-mini", messages=HI),
+        )
+    return (
+        lambda: raw.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=HI),
+        lambda: guarded.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=HI),
+    )
+
+
+def _measure(calls: int, raw: Callable[[], Any], guarded: Callable[[], Any]) -> tuple[float, float]:
+    for _ in range(min(200, calls)):
+        raw()
+        guarded()
+    t_raw, t_guard = [], []
+    clock = time.perf_counter
+    for _ in range(calls):
+        t0 = clock()
+        raw()
+        t1 = clock()
+        guarded()
+        t2 = clock()
+        t_raw.append(t1 - t0)
+        t_guard.append(t2 - t1)
+    return statistics.median(t_raw) * 1e6, statistics.median(t_guard) * 1e6
+
+
+async def _ameasure(
+    calls: int, raw: Callable[[], Awaitable[Any]], guarded: Callable[[], Awaitable[Any]]
+) -> tuple[float, float]:
+    for _ in range(min(200, calls)):
+        await raw()
+        await guarded()
+    t_raw, t_guard = [], []
+    clock = time.perf_counter
+    for _ in range(calls):
+        t0 = clock()
+        await raw()
+        t1 = clock()
+        await guarded()
+        t2 = clock()
+        t_raw.append(t1 - t0)
+        t_guard.append(t2 - t1)
+    return statistics.median(t_raw) * 1e6, statistics.median(t_guard) * 1e6
+
+
+def _import_cost(module: str, runs: int = 7) -> tuple[float, float]:
+    code = (
+        "import time, resource; r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
+        f"t = time.perf_counter(); import {module}; dt = time.perf_counter() - t; "
+        "print(dt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - r0)"
+    )
+    samples = [
+        tuple(map(float, subprocess.check_output([sys.executable, "-c", code], text=True).split()))
+        for _ in range(runs)
+    ]
+    return statistics.median(s[0] for s in samples) * 1e3, statistics.median(s[1] for s in samples) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=2000)
+    args = parser.parse_args()
+
+    import costguard
+    from costguard.testing import FakeProvider
+
+    rows: list[tuple[str, float, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        guard = costguard.CostGuardClient(ledger=Path(tmp) / "bench.db")
+        fake = FakeProvider()
+        for provider in ("openai", "anthropic"):
+            raw = getattr(fake, provider)()
+            r, g = _measure(args.calls, *_sync_pair(raw, guard.wrap(raw), provider))
+            rows.append((f"{provider} sync", r, g))
+
+            araw = getattr(fake, f"async_{provider}")()
+            r, g = asyncio.run(_ameasure(args.calls, *_sync_pair(araw, guard.wrap(araw), provider)))
+            rows.append((f"{provider} async", r, g))
+        guard.close()
+
+    print(f"guarded call (ledger layer only) vs raw SDK call, median of {args.calls} interleaved calls")
+    print(f"{'case':<18}{'raw µs':>10}{'guarded µs':>12}{'ratio':>8}")
+    for name, r, g in rows:
+        print(f"{name:<18}{r:>10.1f}{g:>12.1f}{g / r:>8.3f}")
+    t_cg, m_cg = _import_cost("costguard")
+    t_oa, m_oa = _import_cost("openai")
+    print(f"\n{'import':<18}{'ms':>10}{'MiB':>12}")
+    print(f"{'costguard':<18}{t_cg:>10.1f}{m_cg:>12.1f}")
+    print(f"{'openai':<18}{t_oa:>10.1f}{m_oa:>12.1f}")
+    print(f"{'ratio':<18}{t_cg / t_oa:>10.3f}{(m_cg / m_oa if m_oa else float('nan')):>12.3f}")
+
+
+if __name__ == "__main__":
+    main()

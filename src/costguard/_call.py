@@ -1,0 +1,82 @@
+"""The two values every layer sees: the Call going in and the Outcome coming back."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from ._scope import Scope
+from ._usage import Usage
+
+if TYPE_CHECKING:
+    from ._streams import StreamTap
+    from .providers import Operation
+
+__all__ = ["Call", "ClientInfo", "Outcome"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    """What costguard knows about the SDK client a call goes through (never the raw API key)."""
+
+    provider: str
+    base_url: str
+    is_async: bool
+    api_key_hash: str | None = None
+    api_key_last4: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One guarded SDK call, as it will be sent.
+
+    ``params`` are the keyword arguments for the SDK method, exactly as the user gave them
+    (layers may replace them with :meth:`replace`); ``send`` is the SDK method itself.
+    """
+
+    operation: Operation
+    params: Mapping[str, Any]
+    send: Callable[..., Any]
+    client: ClientInfo
+    scope: Scope
+    attempt: int = 1
+
+    @property
+    def provider(self) -> str:
+        return self.client.provider
+
+    @property
+    def model(self) -> str | None:
+        model = self.params.get("model")
+        return model if isinstance(model, str) else None
+
+    @property
+    def stream(self) -> bool:
+        return self.operation.always_streams or self.params.get("stream") is True
+
+    def replace(self, **changes: Any) -> Call:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What came back: the SDK's own response object plus what costguard learned about it.
+
+    For a stream, ``usage`` is ``None`` until the stream ends; ``stream`` then carries the tap
+    that reports the final Outcome to callbacks registered with ``stream.on_finish``.
+    """
+
+    response: Any
+    usage: Usage | None = None
+    raw_usage: Mapping[str, Any] | None = None
+    served_model: str | None = None
+    service_tier: str | None = None
+    status: str = "ok"
+    error: BaseException | None = None
+    cache: str = "miss"
+    attempts: int = 1
+    saved_usd: Decimal = Decimal(0)
+    stream: StreamTap | None = field(default=None, repr=False)

@@ -1,0 +1,150 @@
+"""CostGuardClient: owns the price table, the ledger and the layer chain; wraps SDK clients."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+from ._call import Call, ClientInfo
+from ._chain import Layer, fold, fold_async
+from ._call import Outcome
+from ._scope import Scope, ScopeManager, current_scope
+from ._streams import StreamTap, tap_async, tap_sync
+from ._wrap import wrap_client
+from .layers import LedgerLayer
+from .ledger import Ledger
+from .pricing import PriceTable
+from .providers import Operation
+
+__all__ = ["CostGuardClient", "wrap"]
+
+ClientT = TypeVar("ClientT")
+
+
+class CostGuardClient:
+    """One guard: a price table, a spend ledger and a chain of layers, shared by every client
+    it wraps.
+
+    >>> guard = CostGuardClient()
+    >>> client = guard.wrap(openai.OpenAI())   # still an openai.OpenAI
+    """
+
+    def __init__(
+        self,
+        *,
+        prices: PriceTable | str | os.PathLike[str] | None = None,
+        ledger: Ledger | str | os.PathLike[str] | None = None,
+        strict_prices: bool = False,
+        layers: Sequence[Layer] = (),
+    ) -> None:
+        """
+        :param prices: a PriceTable, or a price file to lay over the shipped table.
+        :param ledger: a Ledger, or a path for one. Default: ``$COSTGUARD_HOME/ledger.db`` or
+            ``ledger.db`` in the platform's user data directory.
+        :param strict_prices: refuse calls to models without a price
+            (:class:`~costguard.UnknownModelPriceError`) instead of recording them unpriced.
+        :param layers: your own layers, run inside the built-in ones (closest to the SDK).
+        """
+        if prices is None:
+            self.prices = PriceTable.default()
+        elif isinstance(prices, PriceTable):
+            self.prices = prices
+        else:
+            self.prices = PriceTable.default().merged(prices)
+        self.ledger = ledger if isinstance(ledger, Ledger) else Ledger(ledger)
+        for layer in layers:
+            if not isinstance(layer, Layer):
+                from ._errors import ConfigurationError
+
+                raise ConfigurationError(
+                    f"{layer!r} is not a layer: it needs handle(call, call_next) and "
+                    "ahandle(call, call_next) methods"
+                )
+        self.layers: tuple[Layer, ...] = (
+            LedgerLayer(self.ledger, self.prices, strict_prices=strict_prices),
+            *layers,
+        )
+        self._handle = fold(self.layers, _send)
+        self._ahandle = fold_async(self.layers, _asend)
+
+    def wrap(self, client: ClientT) -> ClientT:
+        """A guarded copy of ``client``: same class, same options; ``client`` is left as it was."""
+        return wrap_client(self, client)  # type: ignore[no-any-return]
+
+    def scope(
+        self,
+        *,
+        feature: str | None = None,
+        user: str | None = None,
+        tenant: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> ScopeManager:
+        """Attribute the calls made inside to a feature, user, tenant and tags.
+
+        Use as ``with guard.scope(...):``, ``async with``, or ``@guard.scope(...)`` on a function.
+        """
+        return ScopeManager(
+            Scope(feature, user, tenant, MappingProxyType(dict(tags)) if tags else Scope().tags)
+        )
+
+    def close(self) -> None:
+        self.ledger.close()
+
+    def _run(
+        self, op: Operation, send: Callable[..., Any], info: ClientInfo, params: Mapping[str, Any]
+    ) -> Any:
+        return self._handle(Call(op, params, send, info, current_scope())).response
+
+    async def _arun(
+        self, op: Operation, send: Callable[..., Any], info: ClientInfo, params: Mapping[str, Any]
+    ) -> Any:
+        return (await self._ahandle(Call(op, params, send, info, current_scope()))).response
+
+
+def _send(call: Call) -> Outcome:
+    """The innermost handler: the SDK method itself."""
+    op = call.operation
+    if call.stream:
+        params = op.prepare_stream(call.params) if op.prepare_stream else call.params
+        stream = call.send(**params)
+        tap = StreamTap(op.accumulator(call.params))
+        tap_sync(stream, tap)
+        return Outcome(response=stream, stream=tap)
+    response = call.send(**call.params)
+    return _outcome(op, response)
+
+
+async def _asend(call: Call) -> Outcome:
+    op = call.operation
+    if call.stream:
+        params = op.prepare_stream(call.params) if op.prepare_stream else call.params
+        stream = await call.send(**params)
+        tap = StreamTap(op.accumulator(call.params))
+        tap_async(stream, tap)
+        return Outcome(response=stream, stream=tap)
+    response = await call.send(**call.params)
+    return _outcome(op, response)
+
+
+def _outcome(op: Operation, response: Any) -> Outcome:
+    reading = op.read(response)
+    return Outcome(
+        response=response,
+        usage=reading.usage,
+        raw_usage=reading.raw_usage,
+        served_model=reading.served_model,
+        service_tier=reading.service_tier,
+    )
+
+
+@functools.cache
+def _default_guard() -> CostGuardClient:
+    return CostGuardClient()
+
+
+def wrap(client: ClientT) -> ClientT:
+    """Wrap ``client`` with the default guard (shipped prices, ledger in the user data dir)."""
+    return _default_guard().wrap(client)

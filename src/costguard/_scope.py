@@ -1,0 +1,172 @@
+"""Attribution that follows the work: feature, user, tenant and tags, carried by contextvars.
+
+``guard.scope(...)`` returns a :class:`ScopeManager`, usable as ``with``/``async with`` and as a
+decorator on plain, async, generator and async-generator functions. Scopes nest: inner values
+override outer ones and tags merge. The active scope is context-local, so threads started with
+``contextvars.copy_context()`` and asyncio tasks inherit it.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, field
+from types import MappingProxyType, TracebackType
+from typing import Any, TypeVar, cast
+
+__all__ = ["Scope", "ScopeManager", "current_scope"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_EMPTY_TAGS: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    feature: str | None = None
+    user: str | None = None
+    tenant: str | None = None
+    tags: Mapping[str, str] = field(default_factory=lambda: _EMPTY_TAGS)
+
+    def merged(self, inner: Scope) -> Scope:
+        """This scope with ``inner``'s values laid over it (tags merge, inner wins)."""
+        return Scope(
+            feature=inner.feature if inner.feature is not None else self.feature,
+            user=inner.user if inner.user is not None else self.user,
+            tenant=inner.tenant if inner.tenant is not None else self.tenant,
+            tags=MappingProxyType({**self.tags, **inner.tags}) if inner.tags else self.tags,
+        )
+
+
+_current: ContextVar[Scope] = ContextVar("costguard_scope", default=Scope())
+
+
+def current_scope() -> Scope:
+    """The scope in force here (an empty Scope outside any ``guard.scope``)."""
+    return _current.get()
+
+
+def _check(name: str, value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"scope {name} must be a str or None, not {type(value).__name__}")
+
+
+class ScopeManager:
+    """Context manager and decorator that lays a :class:`Scope` over the current one."""
+
+    __slots__ = ("_scope", "_tokens")
+
+    def __init__(self, scope: Scope) -> None:
+        for name in ("feature", "user", "tenant"):
+            _check(name, getattr(scope, name))
+        for key, value in scope.tags.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise TypeError(f"scope tags must map str to str, got {key!r}: {value!r}")
+        self._scope = scope
+        self._tokens: list[Token[Scope]] = []
+
+    @property
+    def scope(self) -> Scope:
+        return self._scope
+
+    def _enter(self) -> Token[Scope]:
+        return _current.set(_current.get().merged(self._scope))
+
+    def __enter__(self) -> Scope:
+        self._tokens.append(self._enter())
+        return _current.get()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        _current.reset(self._tokens.pop())
+
+    async def __aenter__(self) -> Scope:
+        return self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __call__(self, fn: F) -> F:
+        if inspect.isasyncgenfunction(fn):
+            return cast(F, self._wrap_async_gen(fn))
+        if inspect.isgeneratorfunction(fn):
+            return cast(F, self._wrap_gen(fn))
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                token = self._enter()
+                try:
+                    return await fn(*args, **kwargs)
+                finally:
+                    _current.reset(token)
+
+            return cast(F, async_wrapper)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            token = self._enter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _current.reset(token)
+
+        return cast(F, wrapper)
+
+    def _wrap_gen(self, fn: Callable[..., Generator[Any, Any, Any]]) -> Callable[..., Any]:
+        # The scope is active while the generator body runs, i.e. during each step the caller
+        # drives, and not while control is back in the caller between steps.
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+            gen = fn(*args, **kwargs)
+            sent: Any = None
+            thrown: BaseException | None = None
+            while True:
+                token = self._enter()
+                try:
+                    item = gen.throw(thrown) if thrown is not None else gen.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+                finally:
+                    _current.reset(token)
+                thrown = None
+                try:
+                    sent = yield item
+                except GeneratorExit:
+                    gen.close()
+                    raise
+                except BaseException as exc:
+                    thrown = exc
+
+        return wrapper
+
+    def _wrap_async_gen(self, fn: Callable[..., AsyncGenerator[Any, Any]]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+            gen = fn(*args, **kwargs)
+            sent: Any = None
+            thrown: BaseException | None = None
+            while True:
+                token = self._enter()
+                try:
+                    step = gen.athrow(thrown) if thrown is not None else gen.asend(sent)
+                    item = await step
+                except StopAsyncIteration:
+                    return
+                finally:
+                    _current.reset(token)
+                thrown = None
+                try:
+                    sent = yield item
+                except GeneratorExit:
+                    await gen.aclose()
+                    raise
+                except BaseException as exc:
+                    thrown = exc
+
+        return wrapper

@@ -1,0 +1,132 @@
+"""Taps on SDK streams: the user keeps the SDK's own Stream object; costguard watches it pass.
+
+The tap replaces the stream's internal iterator with a generator that feeds every item to the
+operation's accumulator, and its ``close`` with one that also settles the tap. The tap settles
+exactly once: when the stream is exhausted (``ok``), closed or dropped early (``incomplete``), or
+fails mid-way (``error``). Callbacks registered with :meth:`StreamTap.on_finish` then receive the
+final :class:`~costguard._call.Outcome`.
+"""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ._call import Outcome
+from ._errors import CostGuardWarning
+
+if TYPE_CHECKING:
+    from .providers import StreamAccumulator
+
+__all__ = ["StreamTap", "tap_async", "tap_sync"]
+
+FinishCallback = Callable[[Outcome], None]
+
+
+class StreamTap:
+    __slots__ = ("_accumulator", "_callbacks", "_final")
+
+    def __init__(self, accumulator: StreamAccumulator) -> None:
+        self._accumulator = accumulator
+        self._callbacks: list[FinishCallback] = []
+        self._final: Outcome | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self._final is not None
+
+    def on_finish(self, callback: FinishCallback) -> None:
+        """Call ``callback(final_outcome)`` when the stream ends (at once if it already has)."""
+        if self._final is not None:
+            _safely(callback, self._final)
+        else:
+            self._callbacks.append(callback)
+
+    def finish(self, status: str, error: BaseException | None = None) -> None:
+        if self._final is not None:
+            return
+        reading = self._accumulator.result()
+        self._final = Outcome(
+            response=None,
+            usage=reading.usage,
+            raw_usage=reading.raw_usage,
+            served_model=reading.served_model,
+            service_tier=reading.service_tier,
+            status=status,
+            error=error,
+        )
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            _safely(callback, self._final)
+
+
+def _safely(callback: FinishCallback, outcome: Outcome) -> None:
+    # A stream's consumer must never see costguard's bookkeeping fail.
+    try:
+        callback(outcome)
+    except Exception as exc:
+        warnings.warn(
+            f"costguard could not record a finished stream: {exc!r}", CostGuardWarning, stacklevel=2
+        )
+
+
+def tap_sync(stream: Any, tap: StreamTap) -> None:
+    inner: Iterator[Any] = stream._iterator
+    feed = tap._accumulator.feed
+
+    def tapped() -> Iterator[Any]:
+        status, error = "incomplete", None
+        try:
+            for item in inner:
+                if feed(item):
+                    yield item
+            status = "ok"
+        except Exception as exc:
+            status, error = "error", exc
+            raise
+        finally:
+            tap.finish(status, error)
+
+    generator = tapped()
+    stream.__dict__["_iterator"] = generator
+    ref = weakref.ref(stream)  # no cycle: a dropped stream is finalised at once
+
+    def close() -> None:
+        generator.close()
+        tap.finish("incomplete")
+        if (owner := ref()) is not None:
+            type(owner).close(owner)
+
+    stream.close = close
+
+
+def tap_async(stream: Any, tap: StreamTap) -> None:
+    inner: AsyncIterator[Any] = stream._iterator
+    feed = tap._accumulator.feed
+
+    async def tapped() -> AsyncIterator[Any]:
+        status, error = "incomplete", None
+        try:
+            async for item in inner:
+                if feed(item):
+                    yield item
+            status = "ok"
+        except Exception as exc:
+            status, error = "error", exc
+            raise
+        finally:
+            tap.finish(status, error)
+
+    generator = tapped()
+    stream.__dict__["_iterator"] = generator
+    ref = weakref.ref(stream)
+
+    async def close() -> None:
+        await generator.aclose()
+        tap.finish("incomplete")
+        if (owner := ref()) is not None:
+            await type(owner).close(owner)
+
+    stream.close = close

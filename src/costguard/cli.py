@@ -1,0 +1,197 @@
+"""The ``costguard`` command: demo, report, prices."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+__all__ = ["main"]
+
+_RELATIVE = re.compile(r"^(\d+)([dhw])$")
+
+
+class CLIError(Exception):
+    """A problem the user can fix; printed as one line on stderr."""
+
+
+def _when(text: str) -> datetime:
+    """``2026-11-01``, an ISO timestamp, or a relative ``7d`` / ``12h`` / ``2w``."""
+    match = _RELATIVE.match(text)
+    if match:
+        count, unit = int(match.group(1)), match.group(2)
+        delta = {"d": timedelta(days=count), "h": timedelta(hours=count), "w": timedelta(weeks=count)}
+        return datetime.now(UTC) - delta[unit]
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise CLIError(f"bad date {text!r}: use YYYY-MM-DD, an ISO time, or 7d / 12h / 2w") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _usd(value: Decimal | None) -> str:
+    if value is None:
+        return "unpriced"
+    if value and abs(value) < Decimal("0.01"):
+        return f"${value:.6f}"
+    return f"${value:,.2f}" if abs(value) >= 1 else f"${value:.4f}"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    out = [line, "  ".join("-" * w for w in widths)]
+    for row in rows:
+        cells = [c.rjust(w) if c[:1] in "$0123456789" else c.ljust(w) for c, w in zip(row, widths, strict=True)]
+        out.append("  ".join(cells).rstrip())
+    return "\n".join(out)
+
+
+def _summary_table(rows: Sequence[object], group_by: Sequence[str]) -> str:
+    body = [
+        [
+            *(str(r.key.get(g) or "-") for g in group_by),  # type: ignore[attr-defined]
+            str(r.calls),  # type: ignore[attr-defined]
+            f"{r.input_tokens:,}",  # type: ignore[attr-defined]
+            f"{r.output_tokens:,}",  # type: ignore[attr-defined]
+            _usd(r.cost_usd),  # type: ignore[attr-defined]
+            str(r.errors),  # type: ignore[attr-defined]
+            str(r.unpriced),  # type: ignore[attr-defined]
+        ]
+        for r in rows
+    ]
+    return _table([*group_by, "calls", "input tok", "output tok", "cost", "errors", "unpriced"], body)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .ledger import Ledger, default_ledger_path
+
+    path = Path(args.ledger) if args.ledger else default_ledger_path()
+    if not path.exists():
+        raise CLIError(f"no ledger at {path}: run some guarded calls first, or pass --ledger PATH")
+    group_by = [g.strip() for g in args.group_by.split(",") if g.strip()]
+    with Ledger(path) as ledger:
+        try:
+            rows = ledger.summary(
+                group_by,
+                since=_when(args.since) if args.since else None,
+                until=_when(args.until) if args.until else None,
+            )
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        **dict(r.key),
+                        "calls": r.calls,
+                        "errors": r.errors,
+                        "unpriced": r.unpriced,
+                        "cost_usd": str(r.cost_usd),
+                        "saved_usd": str(r.saved_usd),
+                        "input_tokens": r.input_tokens,
+                        "output_tokens": r.output_tokens,
+                        "cache_read_tokens": r.cache_read_tokens,
+                        "cache_write_tokens": r.cache_write_tokens,
+                    }
+                    for r in rows
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    if not rows:
+        raise CLIError(f"the ledger at {path} has no calls in that range")
+    print(_summary_table(rows, group_by))
+    total = sum((r.cost_usd for r in rows), Decimal(0))
+    print(f"\ntotal: {_usd(total)} over {sum(r.calls for r in rows)} calls")
+    return 0
+
+
+def _cmd_prices(args: argparse.Namespace) -> int:
+    from .pricing import PriceTable
+
+    table = PriceTable.default()
+    if args.model:
+        price = table.get(args.model)
+        if price is None:
+            raise CLIError(f"no price for model {args.model!r} (try: costguard prices --search TEXT)")
+        names = [args.model]
+    else:
+        needle = (args.search or "").lower()
+        names = sorted(n for n in table if needle in n.lower())
+        if not names:
+            raise CLIError(f"no model matches {args.search!r}")
+    rows = []
+    for name in names:
+        p = table.require(name)
+        rows.append(
+            [
+                name,
+                p.provider,
+                f"${p.base.input}",
+                f"${p.base.output}",
+                f"${p.base.cache_read}",
+                f"${p.batch.input}" if p.batch else "-",
+                f"{p.context_window:,}" if p.context_window else "-",
+                f"{p.max_output_tokens:,}" if p.max_output_tokens else "-",
+            ]
+        )
+    print(f"prices in USD per million tokens (table {table.version})")
+    print(_table(["model", "provider", "input", "output", "cached in", "batch in", "context", "max out"], rows))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from ._demo import run_demo
+
+    return run_demo(args.ledger)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="costguard", description="LLM spend control.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run a mixed workload through the fake provider")
+    demo.add_argument("--ledger", help="ledger file to write (default: a temporary one)")
+    demo.set_defaults(func=_cmd_demo)
+
+    report = commands.add_parser("report", help="spend from the ledger, grouped")
+    report.add_argument("--ledger", help="ledger file (default: $COSTGUARD_HOME or the user data dir)")
+    report.add_argument("--group-by", default="model", help="comma-separated: model, feature, user, tenant, provider, operation, day, ...")
+    report.add_argument("--since", help="YYYY-MM-DD, ISO time, or 7d / 12h / 2w")
+    report.add_argument("--until", help="YYYY-MM-DD, ISO time, or 7d / 12h / 2w")
+    report.add_argument("--json", action="store_true", help="machine-readable output")
+    report.set_defaults(func=_cmd_report)
+
+    prices = commands.add_parser("prices", help="the shipped price table")
+    prices.add_argument("model", nargs="?", help="one model (snapshot names resolve to their family)")
+    prices.add_argument("--search", help="models whose name contains TEXT")
+    prices.set_defaults(func=_cmd_prices)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CLIError as exc:
+        print(f"costguard: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a library error: one line, not a traceback
+        from ._errors import CostGuardError
+
+        if isinstance(exc, CostGuardError):
+            print(f"costguard: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

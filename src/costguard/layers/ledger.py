@@ -1,0 +1,153 @@
+"""The ledger layer: prices every call and writes one ledger row for it, failures included.
+
+It is the outermost layer, so it sees what the user asked for and, through the Outcome, what was
+served. A stream is recorded when it ends or is closed. Bookkeeping never breaks a call: a
+failing write becomes a :class:`~costguard.CostGuardWarning`.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from .._call import Call, Outcome
+from .._chain import AsyncHandler, Handler
+from .._errors import CostGuardWarning, UnknownModelPriceError
+from .._usage import Usage
+from ..ledger import CallRecord, Ledger, new_id
+from ..pricing import PriceTable, compute_cost
+
+__all__ = ["LedgerLayer"]
+
+_ZERO = Decimal(0)
+_NO_USAGE = Usage()
+_BASE_TIERS = frozenset({None, "default", "auto", "standard"})
+
+
+class LedgerLayer:
+    def __init__(
+        self,
+        ledger: Ledger,
+        prices: PriceTable,
+        *,
+        strict_prices: bool = False,
+        timer: Callable[[], float] = time.perf_counter,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.ledger = ledger
+        self.prices = prices
+        self.strict_prices = strict_prices
+        self._timer = timer
+        self._now = now
+        self._warned: set[str] = set()
+
+    def handle(self, call: Call, call_next: Handler) -> Outcome:
+        self._check_price(call)
+        start = self._timer()
+        try:
+            outcome = call_next(call)
+        except Exception as exc:
+            self._record(call, start, Outcome(response=None, status="error", error=exc))
+            raise
+        self._settle(call, start, outcome)
+        return outcome
+
+    async def ahandle(self, call: Call, call_next: AsyncHandler) -> Outcome:
+        self._check_price(call)
+        start = self._timer()
+        try:
+            outcome = await call_next(call)
+        except Exception as exc:
+            self._record(call, start, Outcome(response=None, status="error", error=exc))
+            raise
+        self._settle(call, start, outcome)
+        return outcome
+
+    def _check_price(self, call: Call) -> None:
+        """Refuse (strict) or warn about an unpriced model before anything is sent."""
+        model = call.model
+        if model is None or model in self._warned or model in self.prices:
+            return
+        if self.strict_prices:
+            raise UnknownModelPriceError(model, provider=call.provider)
+        self._warned.add(model)
+        warnings.warn(
+            f"costguard has no price for model {model!r} ({call.provider}); its calls are "
+            "recorded as unpriced. Add a price with PriceTable.override() or a price file.",
+            CostGuardWarning,
+            stacklevel=5,
+        )
+
+    def _settle(self, call: Call, start: float, outcome: Outcome) -> None:
+        if outcome.stream is None:
+            self._record(call, start, outcome)
+        else:
+            outcome.stream.on_finish(lambda final: self._record(call, start, final))
+
+    def _record(self, call: Call, start: float, outcome: Outcome) -> None:
+        latency_ms = (self._timer() - start) * 1000.0
+        try:
+            self.ledger.write(self._row(call, outcome, latency_ms))
+        except Exception as exc:
+            warnings.warn(f"costguard could not write the ledger: {exc!r}", CostGuardWarning, stacklevel=2)
+
+    def _row(self, call: Call, outcome: Outcome, latency_ms: float) -> CallRecord:
+        served = outcome.served_model
+        price = (self.prices.get(served) if served else None) or (
+            self.prices.get(call.model) if call.model else None
+        )
+        requested_tier = call.params.get("service_tier")
+        tier = outcome.service_tier or (requested_tier if isinstance(requested_tier, str) else None)
+        usage = outcome.usage
+        cost = rates = version = None
+        if price is not None:
+            if usage is not None:
+                priced = compute_cost(
+                    price,
+                    usage,
+                    service_tier=None if tier in _BASE_TIERS else tier,
+                    version=self.prices.version,
+                )
+                cost, version = priced.usd, priced.version
+                rates = {name: str(value) for name, value in vars_of(priced.rates).items()}
+            elif outcome.status == "error":
+                cost, version = _ZERO, self.prices.version  # nothing was billed
+        scope, client = call.scope, call.client
+        error = outcome.error
+        return CallRecord(
+            id=new_id(),
+            ts=self._now(),
+            provider=call.provider,
+            operation=call.operation.name,
+            requested_model=call.model,
+            served_model=served,
+            usage=usage or _NO_USAGE,
+            raw_usage=outcome.raw_usage,
+            cost_usd=cost,
+            saved_usd=outcome.saved_usd,
+            rates=rates,
+            price_version=version,
+            service_tier=tier,
+            cache=outcome.cache,
+            latency_ms=latency_ms,
+            attempts=outcome.attempts,
+            status=outcome.status,
+            error_type=type(error).__name__ if error is not None else None,
+            stream=call.stream,
+            feature=scope.feature,
+            user=scope.user,
+            tenant=scope.tenant,
+            tags=scope.tags,
+            api_key_hash=client.api_key_hash,
+            api_key_last4=client.api_key_last4,
+        )
+
+
+def vars_of(rates: object) -> dict[str, Decimal]:
+    from dataclasses import asdict, is_dataclass
+
+    assert is_dataclass(rates) and not isinstance(rates, type)
+    return asdict(rates)

@@ -1,0 +1,106 @@
+"""The ledger schema, grown by an append-only list of migrations.
+
+``PRAGMA user_version`` holds how many entries of ``MIGRATIONS`` a database has had applied.
+Each migration runs in its own ``BEGIN IMMEDIATE`` transaction, so a crash leaves a database at
+a version boundary, and two processes opening a new ledger at once cannot both apply one.
+
+NEVER edit or reorder a migration that has been released: databases in the field already ran
+it. To change the schema, append a new function to ``MIGRATIONS``.
+
+The tables are plain (no STRICT, no generated columns) so Datasette, sqlite-utils and the
+``sqlite3`` shell read them directly. Money columns are integer picodollars (USD * 10**12):
+``SELECT sum(cost_pusd) / 1e12 FROM calls`` gives dollars.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+__all__ = ["MIGRATIONS", "immediate", "migrate"]
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _m001_calls_and_meta(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """
+        CREATE TABLE calls (
+            id TEXT PRIMARY KEY,            -- ULID: sorts by creation time
+            ts TEXT NOT NULL,               -- UTC, ISO 8601 with microseconds, fixed width
+            provider TEXT NOT NULL,         -- openai | anthropic
+            operation TEXT NOT NULL,        -- e.g. chat.completions.create, messages.create
+            requested_model TEXT,
+            served_model TEXT,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_write_5m_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,  -- includes reasoning_tokens
+            reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+            raw_usage TEXT,                 -- the provider's usage object, JSON
+            cost_pusd INTEGER,              -- picodollars; NULL = unpriced
+            saved_pusd INTEGER NOT NULL DEFAULT 0,
+            rates TEXT,                     -- JSON: rate name -> USD per million tokens
+            price_version TEXT,
+            service_tier TEXT,
+            cache TEXT NOT NULL DEFAULT 'miss',  -- miss | exact | semantic | off
+            latency_us INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 1,
+            status TEXT NOT NULL DEFAULT 'ok',   -- ok | error | incomplete
+            error_type TEXT,
+            stream INTEGER NOT NULL DEFAULT 0,
+            feature TEXT,
+            "user" TEXT,
+            tenant TEXT,
+            tags TEXT NOT NULL DEFAULT '{}',     -- JSON object of strings
+            api_key_hash TEXT,              -- keyed hash, see Ledger.key_fingerprint
+            api_key_last4 TEXT
+        )
+        """
+    )
+    conn.execute("CREATE INDEX calls_ts ON calls (ts)")
+    conn.execute("CREATE INDEX calls_feature ON calls (feature)")
+    conn.execute('CREATE INDEX calls_user ON calls ("user")')
+    conn.execute("CREATE INDEX calls_served_model ON calls (served_model)")
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _m001_calls_and_meta,
+    # Append new migrations here. Never edit one above.
+)
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """Run the block in a write transaction (``conn`` must be in autocommit mode)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply every migration ``conn``'s database lacks; return the resulting version.
+
+    A database newer than this code (a later costguard wrote it) is left as it is: migrations
+    only add, so older code can still read and write the columns it knows.
+    """
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    for target, step in enumerate(MIGRATIONS, start=1):
+        if version >= target:
+            continue
+        with immediate(conn):
+            # Re-read under the write lock: another process may have got here first.
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            if version < target:
+                step(conn)
+                conn.execute(f"PRAGMA user_version = {target}")
+                version = target
+    return int(version)
