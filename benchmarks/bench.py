@@ -24,7 +24,9 @@ from typing import Any
 HI = [{"role": "user", "content": "Say hello in one short sentence."}]
 
 
-def _sync_pair(raw: Any, guarded: Any, provider: str) -> tuple[Callable[[], Any], Callable[[], Any]]:
+def _sync_pair(
+    raw: Any, guarded: Any, provider: str
+) -> tuple[Callable[[], Any], Callable[[], Any]]:
     if provider == "openai":
         return (
             lambda: raw.chat.completions.create(model="gpt-4o-mini", messages=HI),
@@ -82,7 +84,9 @@ def _import_cost(module: str, runs: int = 7) -> tuple[float, float]:
         tuple(map(float, subprocess.check_output([sys.executable, "-c", code], text=True).split()))
         for _ in range(runs)
     ]
-    return statistics.median(s[0] for s in samples) * 1e3, statistics.median(s[1] for s in samples) / 1024
+    return statistics.median(s[0] for s in samples) * 1e3, statistics.median(
+        s[1] for s in samples
+    ) / 1024
 
 
 def main() -> None:
@@ -107,7 +111,7 @@ def main() -> None:
             rows.append((f"{provider} async", r, g))
         guard.close()
 
-    print(f"guarded call (ledger layer only) vs raw SDK call, median of {args.calls} interleaved calls")
+    print(f"guarded call (ledger layer only) vs raw SDK call, median of {args.calls} interleaved")
     print(f"{'case':<18}{'raw µs':>10}{'guarded µs':>12}{'ratio':>8}")
     for name, r, g in rows:
         print(f"{name:<18}{r:>10.1f}{g:>12.1f}{g / r:>8.3f}")

@@ -9,7 +9,9 @@ import costguard
 
 
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No test writes to the real user data directory."""
     monkeypatch.setenv("COSTGUARD_HOME", str(tmp_path_factory.mktemp("home")))
 

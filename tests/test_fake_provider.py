@@ -391,6 +391,12 @@ def test_responses_max_output_tokens_is_incomplete(fake: FakeProvider) -> None:
     assert response.usage is not None and response.usage.output_tokens <= 16
 
 
+def test_responses_scripted_length_is_incomplete(fake: FakeProvider) -> None:
+    fake.reply("cut", finish_reason="length")
+    response = fake.openai(**STRICT).responses.create(model=GPT, input="Hi")
+    assert response.status == "incomplete" and response.output_text == "cut"
+
+
 def _collapse(types: list[str]) -> list[str]:
     return [t for i, t in enumerate(types) if i == 0 or t != types[i - 1]]
 
@@ -894,6 +900,16 @@ def test_provider_and_endpoint_filters(fake: FakeProvider) -> None:
     with pytest.raises(openai.RateLimitError):
         fake.openai().chat.completions.create(model=GPT, messages=HELLO)
     assert fake.openai().responses.create(model=GPT, input="x").output_text == "from responses"
+    assert fake.pending == 0
+
+
+def test_fail_any_endpoint(fake: FakeProvider) -> None:
+    fake.fail(500, endpoint="messages.count_tokens")
+    fake.fail(429, endpoint=["models"], provider="openai")
+    with pytest.raises(anthropic.InternalServerError):
+        fake.anthropic().messages.count_tokens(model=CLAUDE, messages=HELLO)
+    with pytest.raises(openai.RateLimitError):
+        fake.openai().models.list()
     assert fake.pending == 0
 
 

@@ -36,7 +36,7 @@ HI = [{"role": "user", "content": "hi"}]
 def test_bad_input_is_refused_before_anything_is_sent_or_recorded(
     guard: costguard.CostGuardClient, kwargs: dict[str, Any], field: str
 ) -> None:
-    """Invalid parameters raise InvalidRequestError naming the field; nothing is sent or recorded."""
+    """Invalid parameters raise InvalidRequestError naming the field; nothing is sent."""
     fake = FakeProvider()
     client = guard.wrap(fake.openai())
     params: dict[str, Any] = {"model": "gpt-4o-mini", "messages": HI, **kwargs}

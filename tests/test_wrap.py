@@ -286,7 +286,7 @@ def test_with_options_returns_a_guarded_client(guard: costguard.CostGuardClient)
     """client.with_options(...) on a wrapped client is wrapped too."""
     client = guard.wrap(FakeProvider().openai())
     tuned = client.with_options(timeout=5)
-    assert type(tuned) is openai.OpenAI
+    assert type(tuned) is type(client)
     tuned.chat.completions.create(model="gpt-4o-mini", messages=HI)
     assert len(guard.ledger.records()) == 1
 
@@ -304,7 +304,7 @@ def test_rewrapping_with_another_guard_records_in_that_guard_only(tmp_path: Any)
 
 def test_wrapping_something_else_is_a_configuration_error(guard: costguard.CostGuardClient) -> None:
     """wrap() names the unsupported type."""
-    with pytest.raises(costguard.ConfigurationError, match="builtins.dict"):
+    with pytest.raises(costguard.ConfigurationError, match=r"builtins\.dict"):
         guard.wrap({})
 
 
@@ -318,7 +318,7 @@ def test_module_level_wrap_uses_a_default_guard(
     _client._default_guard.cache_clear()
     try:
         client = costguard.wrap(FakeProvider().openai())
-        assert type(client) is openai.OpenAI
+        assert isinstance(client, openai.OpenAI)
         client.chat.completions.create(model="gpt-4o-mini", messages=HI)
         ledger = costguard.Ledger(tmp_path / "ledger.db")
         assert len(ledger.records()) == 1
@@ -326,3 +326,10 @@ def test_module_level_wrap_uses_a_default_guard(
     finally:
         _client._default_guard().close()
         _client._default_guard.cache_clear()
+
+
+def test_a_plain_sdk_client_stays_exactly_its_class(guard: costguard.CostGuardClient) -> None:
+    """Wrapping an ordinary openai.OpenAI gives an object whose type is openai.OpenAI."""
+    wrapped = guard.wrap(openai.OpenAI(api_key="sk-test-0000"))
+    assert type(wrapped) is openai.OpenAI
+    assert type(wrapped.with_options(timeout=3)) is openai.OpenAI

@@ -8,9 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from ._call import Call, ClientInfo
+from ._call import Call, ClientInfo, Outcome
 from ._chain import Layer, fold, fold_async
-from ._call import Outcome
 from ._scope import Scope, ScopeManager, current_scope
 from ._streams import StreamTap, tap_async, tap_sync
 from ._wrap import wrap_client

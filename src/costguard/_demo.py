@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 from decimal import Decimal
 from pathlib import Path
@@ -38,7 +39,10 @@ def run_demo(ledger_path: str | None = None) -> int:
                 gpt.chat.completions.create(
                     model="gpt-4o-mini",
                     messages=[
-                        {"role": "system", "content": "Label the ticket: billing, auth, bug, other."},
+                        {
+                            "role": "system",
+                            "content": "Label the ticket: billing, auth, bug, other.",
+                        },
                         {"role": "user", "content": ticket},
                     ],
                     max_tokens=5,
@@ -55,7 +59,12 @@ def run_demo(ledger_path: str | None = None) -> int:
         with guard.scope(feature="weekly-digest"):
             stream = gpt.chat.completions.create(
                 model="gpt-4o",
-                messages=[{"role": "user", "content": "Summarise this week's tickets:\n" + "\n".join(_TICKETS)}],
+                messages=[
+                    {
+                        "role": "user",
+                        "content": "Summarise this week's tickets:\n" + "\n".join(_TICKETS),
+                    }
+                ],
                 stream=True,
             )
             "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
@@ -67,13 +76,13 @@ def run_demo(ledger_path: str | None = None) -> int:
                 notes.get_final_message()
             gpt.responses.create(model="gpt-5-mini", input="Which ticket themes grew this week?")
         fake.fail(429, retry_after=2)
-        with guard.scope(feature="triage", user="user-9"):
-            try:
-                gpt.with_options(max_retries=0).chat.completions.create(
-                    model="gpt-4o-mini", messages=[{"role": "user", "content": "hello?"}]
-                )
-            except openai.RateLimitError:
-                pass
+        with (
+            guard.scope(feature="triage", user="user-9"),
+            contextlib.suppress(openai.RateLimitError),
+        ):
+            gpt.with_options(max_retries=0).chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hello?"}]
+            )
         asyncio.run(_async_part(guard, fake))
 
         _print_bill(guard, path if ledger_path else None)
@@ -91,7 +100,9 @@ async def _async_part(guard: object, fake: object) -> None:
         await asyncio.gather(
             *(
                 client.messages.create(
-                    model="claude-haiku-4-5", max_tokens=200, messages=[{"role": "user", "content": t}]
+                    model="claude-haiku-4-5",
+                    max_tokens=200,
+                    messages=[{"role": "user", "content": t}],
                 )
                 for t in _TICKETS
             )
@@ -106,7 +117,9 @@ def _print_bill(guard: object, kept: Path | None) -> None:
     records = guard.ledger.records()
     total = sum((r.cost_usd or Decimal(0) for r in records), Decimal(0))
     saved = sum((r.saved_usd for r in records), Decimal(0))
-    print(f"costguard demo: {len(records)} calls through the fake provider (no network, no spend)\n")
+    print(
+        f"costguard demo: {len(records)} calls through the fake provider (no network, no spend)\n"
+    )
     print("By model")
     print(_summary_table(guard.ledger.summary("model"), ["model"]))
     print("\nBy feature")

@@ -28,7 +28,9 @@ def estimate_cost(
     Raises :class:`~costguard.UnknownModelPriceError` when the model has no price.
     """
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
-        raise InvalidRequestError(f"max_tokens must be a non-negative integer, got {max_tokens!r}", field="max_tokens")
+        raise InvalidRequestError(
+            f"max_tokens must be a non-negative integer, got {max_tokens!r}", field="max_tokens"
+        )
     table = prices or PriceTable.default()
     price = table.require(model)
     prompt = count_tokens(model, messages, tools=tools)

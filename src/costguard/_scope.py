@@ -40,7 +40,7 @@ class Scope:
         )
 
 
-_current: ContextVar[Scope] = ContextVar("costguard_scope", default=Scope())
+_current: ContextVar[Scope] = ContextVar("costguard_scope", default=Scope())  # noqa: B039 - Scope is frozen
 
 
 def current_scope() -> Scope:
@@ -79,7 +79,10 @@ class ScopeManager:
         return _current.get()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         _current.reset(self._tokens.pop())
 
@@ -87,7 +90,10 @@ class ScopeManager:
         return self.__enter__()
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.__exit__(exc_type, exc, tb)
 

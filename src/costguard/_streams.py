@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._call import Outcome
@@ -76,7 +76,7 @@ def tap_sync(stream: Any, tap: StreamTap) -> None:
     inner: Iterator[Any] = stream._iterator
     feed = tap._accumulator.feed
 
-    def tapped() -> Iterator[Any]:
+    def tapped() -> Generator[Any, None, None]:
         status, error = "incomplete", None
         try:
             for item in inner:
@@ -106,7 +106,7 @@ def tap_async(stream: Any, tap: StreamTap) -> None:
     inner: AsyncIterator[Any] = stream._iterator
     feed = tap._accumulator.feed
 
-    async def tapped() -> AsyncIterator[Any]:
+    async def tapped() -> AsyncGenerator[Any, None]:
         status, error = "incomplete", None
         try:
             async for item in inner:

@@ -56,7 +56,9 @@ def wrap_client(guard: CostGuardClient, client: Any) -> Any:
 
 def _install(guard: CostGuardClient, client: Any, provider: str, is_async: bool) -> None:
     api_key = getattr(client, "api_key", None)
-    key_hash, last4 = guard.ledger.key_fingerprint(api_key) if isinstance(api_key, str) else (None, None)
+    key_hash, last4 = (
+        guard.ledger.key_fingerprint(api_key) if isinstance(api_key, str) else (None, None)
+    )
     info = ClientInfo(provider, str(client.base_url), is_async, key_hash, last4)
     for op in operations_for(provider):
         resource = client

@@ -7,7 +7,7 @@ import json
 import re
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,12 +25,18 @@ def _when(text: str) -> datetime:
     match = _RELATIVE.match(text)
     if match:
         count, unit = int(match.group(1)), match.group(2)
-        delta = {"d": timedelta(days=count), "h": timedelta(hours=count), "w": timedelta(weeks=count)}
+        delta = {
+            "d": timedelta(days=count),
+            "h": timedelta(hours=count),
+            "w": timedelta(weeks=count),
+        }
         return datetime.now(UTC) - delta[unit]
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise CLIError(f"bad date {text!r}: use YYYY-MM-DD, an ISO time, or 7d / 12h / 2w") from None
+        raise CLIError(
+            f"bad date {text!r}: use YYYY-MM-DD, an ISO time, or 7d / 12h / 2w"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -43,11 +49,16 @@ def _usd(value: Decimal | None) -> str:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
     out = [line, "  ".join("-" * w for w in widths)]
     for row in rows:
-        cells = [c.rjust(w) if c[:1] in "$0123456789" else c.ljust(w) for c, w in zip(row, widths, strict=True)]
+        cells = [
+            c.rjust(w) if c[:1] in "$0123456789" else c.ljust(w)
+            for c, w in zip(row, widths, strict=True)
+        ]
         out.append("  ".join(cells).rstrip())
     return "\n".join(out)
 
@@ -65,7 +76,9 @@ def _summary_table(rows: Sequence[object], group_by: Sequence[str]) -> str:
         ]
         for r in rows
     ]
-    return _table([*group_by, "calls", "input tok", "output tok", "cost", "errors", "unpriced"], body)
+    return _table(
+        [*group_by, "calls", "input tok", "output tok", "cost", "errors", "unpriced"], body
+    )
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -121,7 +134,9 @@ def _cmd_prices(args: argparse.Namespace) -> int:
     if args.model:
         price = table.get(args.model)
         if price is None:
-            raise CLIError(f"no price for model {args.model!r} (try: costguard prices --search TEXT)")
+            raise CLIError(
+                f"no price for model {args.model!r} (try: costguard prices --search TEXT)"
+            )
         names = [args.model]
     else:
         needle = (args.search or "").lower()
@@ -144,7 +159,12 @@ def _cmd_prices(args: argparse.Namespace) -> int:
             ]
         )
     print(f"prices in USD per million tokens (table {table.version})")
-    print(_table(["model", "provider", "input", "output", "cached in", "batch in", "context", "max out"], rows))
+    print(
+        _table(
+            ["model", "provider", "input", "output", "cached in", "batch in", "context", "max out"],
+            rows,
+        )
+    )
     return 0
 
 
@@ -163,15 +183,23 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
 
     report = commands.add_parser("report", help="spend from the ledger, grouped")
-    report.add_argument("--ledger", help="ledger file (default: $COSTGUARD_HOME or the user data dir)")
-    report.add_argument("--group-by", default="model", help="comma-separated: model, feature, user, tenant, provider, operation, day, ...")
+    report.add_argument(
+        "--ledger", help="ledger file (default: $COSTGUARD_HOME or the user data dir)"
+    )
+    report.add_argument(
+        "--group-by",
+        default="model",
+        help="comma-separated: model, feature, user, tenant, provider, operation, day, ...",
+    )
     report.add_argument("--since", help="YYYY-MM-DD, ISO time, or 7d / 12h / 2w")
     report.add_argument("--until", help="YYYY-MM-DD, ISO time, or 7d / 12h / 2w")
     report.add_argument("--json", action="store_true", help="machine-readable output")
     report.set_defaults(func=_cmd_report)
 
     prices = commands.add_parser("prices", help="the shipped price table")
-    prices.add_argument("model", nargs="?", help="one model (snapshot names resolve to their family)")
+    prices.add_argument(
+        "model", nargs="?", help="one model (snapshot names resolve to their family)"
+    )
     prices.add_argument("--search", help="models whose name contains TEXT")
     prices.set_defaults(func=_cmd_prices)
     return parser

@@ -92,7 +92,9 @@ class LedgerLayer:
         try:
             self.ledger.write(self._row(call, outcome, latency_ms))
         except Exception as exc:
-            warnings.warn(f"costguard could not write the ledger: {exc!r}", CostGuardWarning, stacklevel=2)
+            warnings.warn(
+                f"costguard could not write the ledger: {exc!r}", CostGuardWarning, stacklevel=2
+            )
 
     def _row(self, call: Call, outcome: Outcome, latency_ms: float) -> CallRecord:
         served = outcome.served_model

@@ -95,7 +95,7 @@ _COMMON: dict[str, Any] = {
     "noise_params": _NOISE | REQUEST_OPTIONS,
 }
 
-OPERATIONS = (
+OPERATIONS: tuple[Operation, ...] = (
     Operation(name="messages.create", method="create", output_params=_OUTPUT, **_COMMON),
     Operation(
         name="messages.stream",

@@ -80,7 +80,11 @@ def _with_stream_usage(params: Mapping[str, Any]) -> Mapping[str, Any]:
     if _asked_for_usage(params):
         return params
     options = params.get("stream_options")
-    merged = {**options, "include_usage": True} if isinstance(options, Mapping) else {"include_usage": True}
+    merged = (
+        {**options, "include_usage": True}
+        if isinstance(options, Mapping)
+        else {"include_usage": True}
+    )
     return {**params, "stream_options": merged}
 
 
@@ -130,7 +134,7 @@ class _NoStream:
         return Reading()
 
 
-OPERATIONS = (
+OPERATIONS: tuple[Operation, ...] = (
     Operation(
         provider="openai",
         name="chat.completions.create",

@@ -26,19 +26,17 @@ import httpx2
 
 from ._script import Endpoint
 from ._wire import (
+    Answer,
     Exchange,
     Ids,
     TokenCounts,
-    default_text,
     dumps,
-    fit_text,
     json_response,
     prompt_tokens,
     settle_usage,
     sse_response,
     stream_pieces,
     text_of,
-    text_tokens,
 )
 
 __all__ = [
@@ -206,17 +204,10 @@ def _messages(
     last_user = next(
         (text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
     )
-    text = reply.text
-    if text is None and not reply.tool_calls:
-        text = default_text(ex.seed, ex.model, last_user)
-    truncated = False
     limit = ex.body.get("max_tokens")
-    if text is not None and not reply.tool_calls and isinstance(limit, int):
-        text, truncated = fit_text(ex.model, text, max(limit - reply.reasoning_tokens, 0))
-    visible = text_tokens(ex.model, text or "") + sum(
-        text_tokens(ex.model, call.name + call.arguments_json) for call in reply.tool_calls
-    )
-    counts = settle_usage(reply, _prompt(ex), visible)
+    answer = Answer(ex, last_user, limit if isinstance(limit, int) else None)
+    text, truncated = answer.text, answer.truncated
+    counts = settle_usage(reply, _prompt(ex), answer.visible_tokens)
     stop_reason = reply.finish_reason or (
         "tool_use" if reply.tool_calls else "max_tokens" if truncated else "end_turn"
     )

@@ -204,7 +204,8 @@ class FakeProvider:
         - ``tool_calls``: :class:`ToolCall` objects or ``{"name", "arguments"[, "id"]}``
           mappings; the finish reason becomes ``"tool_calls"`` / ``"tool_use"``.
         - ``model``: the model the answer says served it (default: the requested model).
-        - ``finish_reason``: sent verbatim as ``finish_reason`` / ``stop_reason``.
+        - ``finish_reason``: sent verbatim as ``finish_reason`` / ``stop_reason``; for the
+          Responses API, ``"length"`` makes the response ``"incomplete"``.
         - ``usage``: a :class:`costguard.Usage`, rendered in each provider's convention, or a
           mapping sent verbatim as the provider's ``usage`` object. Replaces counted usage.
         - ``cached_tokens`` / ``cache_write_tokens`` (5-minute) / ``cache_write_1h_tokens``:

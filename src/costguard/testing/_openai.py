@@ -21,20 +21,19 @@ import hashlib
 import math
 import re
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx2
 
-from ._script import Endpoint
+from ._script import Endpoint, ToolCall
 from ._wire import (
     HEX,
+    Answer,
     Exchange,
     Ids,
     TokenCounts,
-    default_text,
     dumps,
-    fit_text,
     json_response,
     prompt_tokens,
     settle_usage,
@@ -222,24 +221,6 @@ def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-class _Answer:
-    """The text and tool calls of one answer, with its token counts and why it stopped."""
-
-    def __init__(self, ex: Exchange, prompt_text: str, limit: int | None) -> None:
-        reply = ex.reply
-        self.tool_calls = reply.tool_calls
-        text = reply.text
-        if text is None and not self.tool_calls:
-            text = default_text(ex.seed, ex.model, prompt_text)
-        self.truncated = False
-        if text is not None and not self.tool_calls and limit is not None:
-            text, self.truncated = fit_text(ex.model, text, max(limit - reply.reasoning_tokens, 0))
-        self.text = text
-        self.visible_tokens = text_tokens(ex.model, text or "") + sum(
-            text_tokens(ex.model, call.name + call.arguments_json) for call in self.tool_calls
-        )
-
-
 # -- chat completions ----------------------------------------------------------------------
 
 
@@ -269,58 +250,34 @@ def _chat_completions(
 ) -> httpx2.Response:
     body = ex.body
     messages = _mappings(body.get("messages"))
-    tools = _mappings(body.get("tools")) or None
     n = _int_or_none(body.get("n")) or 1
     limit = _int_or_none(body.get("max_completion_tokens")) or _int_or_none(body.get("max_tokens"))
-    answer = _Answer(ex, _last_user_text(messages), limit)
-    counts = settle_usage(
-        ex.reply, prompt_tokens(ex.model, messages, tools=tools), answer.visible_tokens * n
-    )
+    answer = Answer(ex, _last_user_text(messages), limit)
+    prompt = prompt_tokens(ex.model, messages, tools=_mappings(body.get("tools")) or None)
+    counts = settle_usage(ex.reply, prompt, answer.visible_tokens * n)
     finish = ex.reply.finish_reason or (
         "tool_calls" if answer.tool_calls else "length" if answer.truncated else "stop"
     )
-    call_ids = [
-        [call.id or ex.ids.make("call_", 24) for call in answer.tool_calls] for _ in range(n)
+    # Each choice has its own tool-call ids.
+    calls = [
+        [(call.id or ex.ids.make("call_", 24), call) for call in answer.tool_calls]
+        for _ in range(n)
     ]
-    base = {
-        "id": ex.ids.make("chatcmpl-", 29),
-        "created": ex.created,
-        "model": ex.served_model,
-        "service_tier": _service_tier(ex),
-        "system_fingerprint": _fingerprint(ex),
-    }
+    head = {"id": ex.ids.make("chatcmpl-", 29), "created": ex.created, "model": ex.served_model}
+    tail = {"service_tier": _service_tier(ex), "system_fingerprint": _fingerprint(ex)}
+    usage = _chat_usage(ex, counts)
     if not ex.stream:
-        choices = []
-        for index in range(n):
-            msg: dict[str, Any] = {
-                "role": "assistant",
-                "content": answer.text,
-                "refusal": None,
-                "annotations": [],
+        choices = [
+            {
+                "index": index,
+                "message": _chat_message(answer.text, calls[index]),
+                "logprobs": None,
+                "finish_reason": finish,
             }
-            if answer.tool_calls:
-                msg["tool_calls"] = [
-                    {
-                        "id": call_id,
-                        "type": "function",
-                        "function": {"name": call.name, "arguments": call.arguments_json},
-                    }
-                    for call_id, call in zip(call_ids[index], answer.tool_calls, strict=True)
-                ]
-            choices.append(
-                {"index": index, "message": msg, "logprobs": None, "finish_reason": finish}
-            )
-        completion = {
-            "id": base["id"],
-            "object": "chat.completion",
-            "created": ex.created,
-            "model": ex.served_model,
-            "choices": choices,
-            "usage": _chat_usage(ex, counts),
-            "service_tier": base["service_tier"],
-            "system_fingerprint": base["system_fingerprint"],
-        }
-        return json_response(200, completion, _headers(ex.ids))
+            for index in range(n)
+        ]
+        completion = {**head, "object": "chat.completion", "choices": choices, "usage": usage}
+        return json_response(200, {**completion, **tail}, _headers(ex.ids))
 
     options = body.get("stream_options")
     options = options if isinstance(options, Mapping) else {}
@@ -328,63 +285,73 @@ def _chat_completions(
     obfuscate = options.get("include_obfuscation") is not False
     events: list[bytes] = []
 
-    def send(choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> None:
-        chunk: dict[str, Any] = {
-            "id": base["id"],
-            "object": "chat.completion.chunk",
-            "created": ex.created,
-            "model": ex.served_model,
-            "service_tier": base["service_tier"],
-            "system_fingerprint": base["system_fingerprint"],
-            "choices": choices,
-        }
+    def send(choices: list[dict[str, Any]], chunk_usage: dict[str, Any] | None = None) -> None:
+        chunk = {**head, "object": "chat.completion.chunk", **tail, "choices": choices}
         if include_usage:
-            chunk["usage"] = usage
+            chunk["usage"] = chunk_usage
         if obfuscate:
             chunk["obfuscation"] = ex.ids.make("", 8)
         events.append(f"data: {dumps(chunk)}\n\n".encode())
 
-    def delta(index: int, value: dict[str, Any], finish_reason: str | None = None) -> None:
-        send([{"index": index, "delta": value, "logprobs": None, "finish_reason": finish_reason}])
-
     for index in range(n):
-        first: dict[str, Any] = {
-            "role": "assistant",
-            "content": None if answer.text is None else "",
-            "refusal": None,
-        }
-        pieces = stream_pieces(answer.text or "")
-        if fail_mid_stream:
-            delta(index, first)
-            for piece in pieces[:2]:
-                delta(index, {"content": piece})
-            error = _error_body(500, model=ex.model, message=message, wait="")
-            events.append(f"data: {dumps(error)}\n\n".encode())
-            return sse_response(events, _headers(ex.ids))
-        # With only tool calls, the role rides on the first tool-call chunk, as the API does.
-        if pieces or not answer.tool_calls:
-            delta(index, first)
-            first = {}
-        for piece in pieces:
-            delta(index, {"content": piece})
-        calls = zip(call_ids[index], answer.tool_calls, strict=True)
-        for position, (call_id, call) in enumerate(calls):
-            start = {
-                "index": position,
-                "id": call_id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": ""},
-            }
-            delta(index, {**first, "tool_calls": [start]})
-            first = {}
-            for piece in _json_pieces(call.arguments_json):
-                arguments = {"index": position, "function": {"arguments": piece}}
-                delta(index, {"tool_calls": [arguments]})
-        delta(index, {}, finish)
+        for delta, finish_reason in _chat_deltas(answer.text, calls[index], finish):
+            if fail_mid_stream and (finish_reason or len(events) >= 3):
+                error = _error_body(500, model=ex.model, message=message, wait="")
+                events.append(f"data: {dumps(error)}\n\n".encode())
+                return sse_response(events, _headers(ex.ids))
+            choice = {"index": index, "delta": delta, "logprobs": None}
+            send([{**choice, "finish_reason": finish_reason}])
     if include_usage:
-        send([], _chat_usage(ex, counts))
+        send([], usage)
     events.append(b"data: [DONE]\n\n")
     return sse_response(events, _headers(ex.ids))
+
+
+def _chat_message(text: str | None, calls: list[tuple[str, ToolCall]]) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": text,
+        "refusal": None,
+        "annotations": [],
+    }
+    if calls:
+        message["tool_calls"] = [
+            {
+                "id": call_id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments_json},
+            }
+            for call_id, call in calls
+        ]
+    return message
+
+
+def _chat_deltas(
+    text: str | None, calls: list[tuple[str, ToolCall]], finish: str
+) -> Iterator[tuple[dict[str, Any], str | None]]:
+    """One choice's stream: (delta, finish_reason) per chunk, as the API sends them."""
+    first: dict[str, Any] = {
+        "role": "assistant",
+        "content": None if text is None else "",
+        "refusal": None,
+    }
+    pieces = stream_pieces(text or "")
+    # With only tool calls, the role rides on the first tool-call chunk.
+    if pieces or not calls:
+        yield first, None
+        first = {}
+    for piece in pieces:
+        yield {"content": piece}, None
+    for position, (call_id, call) in enumerate(calls):
+        start = {"index": position, "id": call_id, "type": "function"}
+        yield (
+            {**first, "tool_calls": [{**start, "function": {"name": call.name, "arguments": ""}}]},
+            None,
+        )
+        first = {}
+        for piece in _json_pieces(call.arguments_json):
+            yield {"tool_calls": [{"index": position, "function": {"arguments": piece}}]}, None
+    yield {}, finish
 
 
 _JSON_PIECE = re.compile(r".{1,8}", re.DOTALL)
@@ -443,7 +410,7 @@ def _responses(
     instructions = body.get("instructions")
     tools = _mappings(body.get("tools")) or None
     limit = _int_or_none(body.get("max_output_tokens"))
-    answer = _Answer(ex, _last_user_text(messages), limit)
+    answer = Answer(ex, _last_user_text(messages), limit)
     counts = settle_usage(
         ex.reply,
         prompt_tokens(
@@ -454,7 +421,13 @@ def _responses(
         ),
         answer.visible_tokens,
     )
-    status = "incomplete" if answer.truncated and ex.reply.finish_reason is None else "completed"
+    # Responses has no finish reason: a cut answer (or a scripted "length") is "incomplete".
+    cut = answer.truncated or ex.reply.finish_reason in (
+        "length",
+        "max_tokens",
+        "max_output_tokens",
+    )
+    status = "incomplete" if cut else "completed"
 
     output: list[dict[str, Any]] = []
     if ex.reply.reasoning_tokens:

@@ -21,6 +21,7 @@ from ._script import Reply
 __all__ = [
     "ALNUM",
     "HEX",
+    "Answer",
     "EventStream",
     "Exchange",
     "Ids",
@@ -240,6 +241,29 @@ def fit_text(model: str, text: str, limit: int | None) -> tuple[str, bool]:
         else:
             hi = mid - 1
     return "".join(pieces[:lo]), True
+
+
+class Answer:
+    """The text and tool calls of one answer, cut to the request's output limit.
+
+    ``text`` is the scripted text, or the default answer when neither text nor tool calls
+    were scripted, cut at a word boundary to ``limit`` minus the reasoning tokens
+    (``truncated`` says whether it was). ``visible_tokens`` counts the text and the tool calls.
+    """
+
+    def __init__(self, ex: Exchange, prompt_text: str, limit: int | None) -> None:
+        reply = ex.reply
+        self.tool_calls = reply.tool_calls
+        text = reply.text
+        if text is None and not self.tool_calls:
+            text = default_text(ex.seed, ex.model, prompt_text)
+        self.truncated = False
+        if text is not None and not self.tool_calls and limit is not None:
+            text, self.truncated = fit_text(ex.model, text, max(limit - reply.reasoning_tokens, 0))
+        self.text = text
+        self.visible_tokens = text_tokens(ex.model, text or "") + sum(
+            text_tokens(ex.model, call.name + call.arguments_json) for call in self.tool_calls
+        )
 
 
 # -- HTTP ----------------------------------------------------------------------------------
