@@ -235,9 +235,11 @@ def test_api_keys_never_reach_the_ledger(tmp_path: Path) -> None:
     [row] = guard.ledger.records()
     assert row.api_key_last4 == "abcd"
     assert row.api_key_hash and key not in row.api_key_hash
+    journals = [f.read_bytes() for f in tmp_path.rglob("*.jsonl")]
+    assert journals and all(b"SECRETSECRET" not in j for j in journals)
     guard.close()
-    for file in tmp_path.iterdir():
-        assert b"SECRETSECRET" not in file.read_bytes()
+    for file in tmp_path.rglob("*"):
+        assert file.is_dir() or b"SECRETSECRET" not in file.read_bytes()
 
 
 def test_an_unwritable_ledger_path_fails_at_construction(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -22,6 +23,7 @@ import costguard.ledger
 from costguard import LedgerError, Usage
 from costguard.ledger import CallRecord, Ledger, SummaryRow, default_ledger_path, new_id
 from costguard.ledger._migrations import MIGRATIONS
+from costguard.ledger._store import _row
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -101,9 +103,9 @@ def test_record_refuses_a_naive_timestamp() -> None:
         record(ts=datetime(2025, 1, 1))
 
 
-def test_record_refuses_a_cost_finer_than_a_picodollar() -> None:
-    with pytest.raises(ValueError, match="picodollar"):
-        record(cost_usd=Decimal("0.0000000000001"))
+def test_the_ledger_refuses_a_cost_finer_than_a_picodollar() -> None:
+    with Ledger(":memory:") as ledger, pytest.raises(LedgerError, match="picodollar"):
+        ledger.write(record(cost_usd=Decimal("0.0000000000001")))
 
 
 def test_record_refuses_a_float_cost() -> None:
@@ -111,9 +113,9 @@ def test_record_refuses_a_float_cost() -> None:
         record(cost_usd=0.5)
 
 
-def test_record_refuses_a_cost_beyond_64_bit_picodollars() -> None:
-    with pytest.raises(ValueError, match="too large"):
-        record(cost_usd=Decimal("1e7"))
+def test_the_ledger_refuses_a_cost_beyond_64_bit_picodollars() -> None:
+    with Ledger(":memory:") as ledger, pytest.raises(LedgerError, match="too large"):
+        ledger.write(record(cost_usd=Decimal("1e7")))
 
 
 def test_record_is_priced_when_it_has_a_cost() -> None:
@@ -366,17 +368,43 @@ def test_a_file_that_is_not_sqlite_fails_at_construction(tmp_path: Path) -> None
         Ledger(tmp_path / "junk.db")
 
 
-def test_a_write_is_visible_to_another_connection_once_it_returns(tmp_path: Path) -> None:
+def test_a_write_is_visible_to_another_connection_once_flushed(tmp_path: Path) -> None:
     with Ledger(tmp_path / "l.db") as writer, Ledger(tmp_path / "l.db") as reader:
         writer.write(r := record())
+        writer.flush()
         assert reader.records() == [r]
 
 
-def test_writing_the_same_id_twice_raises_ledger_error() -> None:
-    with Ledger(":memory:") as ledger:
+def test_a_journal_left_by_a_dead_writer_is_committed_at_the_next_open(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    with Ledger(path) as ledger:
+        ledger.write(first := record())
+    orphan = tmp_path / "l.db-pending" / "999999-dead.jsonl"
+    orphan.parent.mkdir(exist_ok=True)
+    rows = [_row(first), _row(second := record())]  # the first was committed already
+    orphan.write_bytes(
+        b"".join(json.dumps(r).encode() + b"\n" for r in rows) + b'["torn'
+    )
+    with Ledger(path) as ledger:
+        assert ledger.records() == [first, second]
+    assert not orphan.exists()
+
+
+def test_a_live_writers_journal_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    with Ledger(path) as writer:
+        writer.write(record())
+        with Ledger(path):
+            pass
+        assert len(list((tmp_path / "l.db-pending").glob("*.jsonl"))) == 1
+        assert len(writer.records()) == 1
+
+
+def test_writing_the_same_record_twice_stores_it_once(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "l.db") as ledger:
         ledger.write(r := record())
-        with pytest.raises(LedgerError, match="UNIQUE"):
-            ledger.write(r)
+        ledger.write(r)
+        assert ledger.records() == [r]
 
 
 def test_writing_to_a_closed_ledger_raises_ledger_error() -> None:
@@ -445,7 +473,7 @@ def test_the_raw_api_key_is_never_stored(tmp_path: Path) -> None:
     with Ledger(tmp_path / "l.db") as ledger:
         digest, last4 = ledger.key_fingerprint(key)
         ledger.write(record(api_key_hash=digest, api_key_last4=last4))
-        stored = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+        stored = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
     assert b"SECRETSECRET" not in stored
     assert digest.encode() in stored
 

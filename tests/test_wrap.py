@@ -320,6 +320,7 @@ def test_module_level_wrap_uses_a_default_guard(
         client = costguard.wrap(FakeProvider().openai())
         assert isinstance(client, openai.OpenAI)
         client.chat.completions.create(model="gpt-4o-mini", messages=HI)
+        _client._default_guard().ledger.flush()
         ledger = costguard.Ledger(tmp_path / "ledger.db")
         assert len(ledger.records()) == 1
         ledger.close()

@@ -24,19 +24,12 @@ def to_pusd(usd: Decimal) -> int:
     Raises ``ValueError`` if ``usd`` is not finite, is not a whole number of picodollars, or
     does not fit a signed 64-bit integer (about 9.2 million dollars).
     """
-    sign, digits, exponent = usd.as_tuple()
-    if not isinstance(exponent, int):
+    if not usd.is_finite():
         raise ValueError(f"cost must be a finite amount, got {usd}")
-    scale = exponent + 12
-    coefficient = int("".join(map(str, digits)))
-    factor: int = 10 ** abs(scale)
-    if scale >= 0:
-        pusd = coefficient * factor
-    elif coefficient % factor == 0:
-        pusd = coefficient // factor
-    else:
+    numerator, denominator = usd.as_integer_ratio()  # exact
+    pusd, remainder = divmod(numerator * PUSD_PER_USD, denominator)
+    if remainder:
         raise ValueError(f"cost {usd} is not a whole number of picodollars (1e-12 USD)")
-    pusd = -pusd if sign else pusd
     if not -_INT64 <= pusd < _INT64:
         raise ValueError(f"cost {usd} is too large for the ledger (limit about 9.2 million USD)")
     return pusd
@@ -56,8 +49,8 @@ class CallRecord:
     """A finished guarded call, as written to the ledger.
 
     ``ts`` must be timezone-aware and is normalised to UTC. ``cost_usd`` is ``None`` when no
-    price was known, and must otherwise be a whole number of picodollars (``ValueError`` if
-    not). ``latency_ms`` is kept to the microsecond, the ledger's resolution, so a record read
+    price was known, and must otherwise be a whole number of picodollars (``Ledger.write``
+    refuses it if not). ``latency_ms`` is kept to the microsecond, the ledger's resolution, so a record read
     back from the ledger equals the record written.
     """
 
@@ -88,21 +81,21 @@ class CallRecord:
     api_key_last4: str | None = None
 
     def __post_init__(self) -> None:
-        if self.ts.utcoffset() is None:
-            raise ValueError(f"ts must be timezone-aware, got {self.ts!r}")
-        object.__setattr__(self, "ts", self.ts.astimezone(UTC))
+        if self.ts.tzinfo is not UTC:
+            if self.ts.utcoffset() is None:
+                raise ValueError(f"ts must be timezone-aware, got {self.ts!r}")
+            object.__setattr__(self, "ts", self.ts.astimezone(UTC))
         for name in ("cost_usd", "saved_usd"):
             value = getattr(self, name)
             if value is None and name == "cost_usd":
                 continue
             if isinstance(value, int) and not isinstance(value, bool):
-                value = Decimal(value)
-                object.__setattr__(self, name, value)
-            if not isinstance(value, Decimal):
+                object.__setattr__(self, name, Decimal(value))
+            elif not isinstance(value, Decimal):
                 raise TypeError(f"{name} must be a Decimal (money is exact), got {value!r}")
-            to_pusd(value)
-        latency = float(self.latency_ms)
-        if not (math.isfinite(latency) and latency >= 0):
+            # Whole picodollars and 64-bit range are checked by to_pusd when written.
+        latency = self.latency_ms
+        if not (latency >= 0 and math.isfinite(latency)):
             raise ValueError(f"latency_ms must be a finite, non-negative number, got {latency}")
         object.__setattr__(self, "latency_ms", round(latency * 1000) / 1000)
 

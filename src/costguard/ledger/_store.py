@@ -5,9 +5,13 @@ behind a lock (measured no slower for a single write than a connection per threa
 would serialise on SQLite's write lock anyway). Several processes may write the same file: it
 runs in WAL mode with a busy timeout, so readers never block writers and writers queue.
 
-Durability. ``write`` returns after its transaction committed. With ``synchronous=NORMAL``
-(the WAL setting that keeps a write cheap) a committed row survives the process being killed at
-any moment; only a power loss or OS crash can lose the last few commits.
+Durability. ``write`` appends the row to this process's journal file (one ``os.write``) and
+returns; a background thread commits journalled rows to SQLite in batches (see ``_journal``).
+A written row survives the process being killed at any moment: the next ``Ledger`` opened on
+the file commits what a dead writer left. Reads (``records``, ``summary``) first wait for this
+ledger's own pending rows; another process sees a row once it is committed, normally within
+milliseconds. With ``synchronous=NORMAL`` only a power loss or OS crash can lose the last
+few commits. A ``":memory:"`` ledger writes synchronously.
 
 Money. Costs are integer picodollars; ``summary`` sums them in SQL, which is exact, and if
 SQLite reports a 64-bit overflow (totals beyond about 9.2 million USD) it redoes the
@@ -16,6 +20,7 @@ aggregation in Python on unbounded integers.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import hmac
 import json
@@ -23,6 +28,7 @@ import os
 import secrets
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -33,6 +39,7 @@ from typing import Any, Self
 
 from .._errors import LedgerError
 from .._usage import Usage
+from ._journal import Journal, recover_journals
 from ._migrations import immediate, migrate
 from ._record import CallRecord, from_pusd, to_pusd
 
@@ -73,7 +80,7 @@ _COLUMNS = (
     "api_key_last4",
 )
 _SELECT_COLUMNS = ", ".join(f'"{c}"' for c in _COLUMNS)
-_INSERT = f"INSERT INTO calls ({_SELECT_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_INSERT = f"INSERT OR IGNORE INTO calls ({_SELECT_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 
 _FILTERS = frozenset(
     {
@@ -174,10 +181,14 @@ class Ledger:
         self.path = default_ledger_path() if path is None else Path(path)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
+        self._journal: Journal | None = None
+        self._closed = False
         self._conn = self._connect()
         try:
             migrate(self._conn)
             self._secret = self._open_meta()
+            if not self._in_memory:
+                recover_journals(self.path, self._commit)
         except sqlite3.Error as exc:
             self._conn.close()
             raise LedgerError(f"cannot open ledger {self.path}: {exc}") from exc
@@ -185,8 +196,12 @@ class Ledger:
             self._conn.close()
             raise
 
+    @property
+    def _in_memory(self) -> bool:
+        return str(self.path) == ":memory:"
+
     def _connect(self) -> sqlite3.Connection:
-        if str(self.path) != ":memory:":
+        if not self._in_memory:
             try:
                 _make_private_dirs(self.path.parent)
                 # Create the file ourselves: owner-only, and an OSError names the real reason,
@@ -228,45 +243,41 @@ class Ledger:
         return bytes.fromhex(secret)
 
     def write(self, record: CallRecord) -> None:
-        """Append ``record``; it is committed when this returns. ``LedgerError`` on failure."""
-        usage = record.usage
-        params = (
-            record.id,
-            _iso(record.ts),
-            record.provider,
-            record.operation,
-            record.requested_model,
-            record.served_model,
-            usage.input_tokens,
-            usage.cache_read_tokens,
-            usage.cache_write_5m_tokens,
-            usage.cache_write_1h_tokens,
-            usage.output_tokens,
-            usage.reasoning_tokens,
-            _json(record.raw_usage),
-            None if record.cost_usd is None else to_pusd(record.cost_usd),
-            to_pusd(record.saved_usd),
-            _json(record.rates),
-            record.price_version,
-            record.service_tier,
-            record.cache,
-            round(record.latency_ms * 1000),
-            record.attempts,
-            record.status,
-            record.error_type,
-            record.stream,
-            record.feature,
-            record.user,
-            record.tenant,
-            _json(record.tags),
-            record.api_key_hash,
-            record.api_key_last4,
-        )
+        """Append ``record``: durable when this returns (see the module docstring).
+
+        ``LedgerError`` if the record cannot be stored (money not a whole number of
+        picodollars, a value beyond 64 bits, a closed ledger, an unwritable journal).
+        """
         try:
-            with self._lock:
-                self._conn.execute(_INSERT, params)
-        except (sqlite3.Error, OverflowError) as exc:  # OverflowError: an int beyond 64 bits
+            row = _row(record)
+            if self._in_memory:
+                self._commit([row])
+            else:
+                self._writer().append(row)
+        except (ValueError, OSError, sqlite3.Error, OverflowError) as exc:
             raise LedgerError(f"cannot write to ledger {self.path}: {exc}") from exc
+
+    def flush(self) -> None:
+        """Wait until every row this ledger wrote is committed to SQLite."""
+        if self._journal is not None and not self._journal.flush():
+            raise LedgerError(f"ledger {self.path}: rows are still waiting to be committed")
+
+    def _writer(self) -> Journal:
+        if self._journal is None:
+            with self._lock:
+                if self._closed:
+                    raise ValueError("the ledger is closed")
+                if self._journal is None:
+                    self._journal = Journal(self.path, self._commit)
+                    atexit.register(_close_at_exit, weakref.ref(self))
+        return self._journal
+
+    def _commit(self, rows: Sequence[Sequence[Any]]) -> None:
+        with self._lock:
+            if self._closed:
+                raise ValueError("the ledger is closed")
+            with immediate(self._conn):
+                self._conn.executemany(_INSERT, rows)
 
     def records(
         self,
@@ -372,8 +383,11 @@ class Ledger:
         return digest, api_key[-4:] if len(api_key) >= 12 else ""
 
     def close(self) -> None:
-        """Close the connection; safe to call twice."""
+        """Commit what is pending and close; safe to call twice."""
+        if self._journal is not None:
+            self._journal.close()
         with self._lock:
+            self._closed = True
             self._conn.close()
 
     def __enter__(self) -> Self:
@@ -391,11 +405,54 @@ class Ledger:
         return f"Ledger({str(self.path)!r})"
 
     def _query(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+        self.flush()
         try:
             with self._lock:
                 return self._conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot read ledger {self.path}: {exc}") from exc
+
+
+def _row(record: CallRecord) -> tuple[Any, ...]:
+    usage = record.usage
+    return (
+        record.id,
+        _iso(record.ts),
+        record.provider,
+        record.operation,
+        record.requested_model,
+        record.served_model,
+        usage.input_tokens,
+        usage.cache_read_tokens,
+        usage.cache_write_5m_tokens,
+        usage.cache_write_1h_tokens,
+        usage.output_tokens,
+        usage.reasoning_tokens,
+        _json(record.raw_usage),
+        None if record.cost_usd is None else to_pusd(record.cost_usd),
+        to_pusd(record.saved_usd),
+        _json(record.rates),
+        record.price_version,
+        record.service_tier,
+        record.cache,
+        round(record.latency_ms * 1000),
+        record.attempts,
+        record.status,
+        record.error_type,
+        int(record.stream),
+        record.feature,
+        record.user,
+        record.tenant,
+        _json(record.tags),
+        record.api_key_hash,
+        record.api_key_last4,
+    )
+
+
+def _close_at_exit(ref: weakref.ref[Ledger]) -> None:
+    ledger = ref()
+    if ledger is not None:
+        ledger.close()
 
 
 def _make_private_dirs(directory: Path) -> None:

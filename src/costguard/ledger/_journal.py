@@ -1,0 +1,166 @@
+"""Write-behind with a journal: cheap, durable ledger writes.
+
+A guarded call must not wait for a SQLite transaction (tens of microseconds, and a stall of
+milliseconds at every WAL checkpoint). So ``Ledger.write`` appends the row, as one JSON line, to
+this process's journal file with a single ``os.write`` and returns: from then on the row survives
+the process being killed, because the bytes are in the kernel. A background thread commits
+journalled rows to SQLite in batches and empties the journal once all of it is committed.
+
+Each journal is ``<ledger>-pending/<pid>-<random>.jsonl``, held under an exclusive ``flock`` for
+as long as its writer lives. When a ledger is opened, every journal whose lock can be taken
+belongs to a writer that died: its rows are committed (``INSERT OR IGNORE``, so rows the writer
+had already committed are not doubled) and the file is removed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import secrets
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Journal", "recover_journals"]
+
+logger = logging.getLogger("costguard")
+
+Row = Sequence[Any]
+Commit = Callable[[Sequence[Row]], None]
+
+#: The writer thread commits at least this often, and at once when this many rows wait.
+_INTERVAL_S = 0.05
+_BATCH = 256
+
+
+def journal_dir(ledger_path: Path) -> Path:
+    return ledger_path.with_name(ledger_path.name + "-pending")  # not "-journal": SQLite uses that
+
+
+class Journal:
+    """This process's journal for one ledger, and the thread that drains it into SQLite."""
+
+    def __init__(self, ledger_path: Path, commit: Commit) -> None:
+        directory = journal_dir(ledger_path)
+        directory.mkdir(mode=0o700, exist_ok=True)
+        name = f"{os.getpid()}-{secrets.token_hex(4)}"
+        # Locked before it gets the name recovery looks for, so no one takes it for an orphan.
+        claiming = directory / f"{name}.new"
+        self._fd = os.open(claiming, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self.path = directory / f"{name}.jsonl"
+        os.rename(claiming, self.path)
+        self._commit = commit
+        self._lock = threading.Lock()
+        self._pending: list[Row] = []
+        self._in_flight = 0
+        self._idle = threading.Condition(self._lock)
+        self._wake = threading.Event()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="costguard-ledger", daemon=True)
+        self._thread.start()
+
+    def append(self, row: Row) -> None:
+        """Make ``row`` durable now and queue it for SQLite."""
+        line = json.dumps(row, separators=(",", ":")).encode() + b"\n"
+        with self._lock:
+            if self._closing:
+                raise ValueError("the ledger is closed")
+            os.write(self._fd, line)
+            self._pending.append(row)
+            if len(self._pending) >= _BATCH:
+                self._wake.set()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every row appended so far is committed to SQLite; False on timeout."""
+        with self._lock:
+            self._wake.set()
+            return self._idle.wait_for(lambda: not self._pending and not self._in_flight, timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+        self._wake.set()
+        self._thread.join()
+        with self._lock:
+            if not self._pending:  # everything committed: the journal has nothing to keep
+                os.unlink(self.path)
+            os.close(self._fd)  # releases the lock; leftovers are recovered on the next open
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(_INTERVAL_S)
+            self._wake.clear()
+            with self._lock:
+                batch, self._pending = self._pending, []
+                self._in_flight = len(batch)
+                closing = self._closing
+            if batch:
+                try:
+                    self._commit(batch)
+                except Exception:
+                    logger.exception("costguard could not commit %d ledger rows; will retry", len(batch))
+                    with self._lock:
+                        self._pending[:0] = batch
+                        self._in_flight = 0
+                        self._idle.notify_all()
+                    if closing:
+                        return  # the rows stay in the journal for the next open
+                    continue
+            with self._lock:
+                self._in_flight = 0
+                if not self._pending:
+                    os.ftruncate(self._fd, 0)  # all committed; appends restart at offset 0
+                self._idle.notify_all()
+                if closing and not self._pending:
+                    return
+
+
+def recover_journals(ledger_path: Path, commit: Commit) -> int:
+    """Commit the rows of journals left by dead writers, then remove them. Returns the count."""
+    directory = journal_dir(ledger_path)
+    if not directory.is_dir():
+        return 0
+    recovered = 0
+    for path in sorted(directory.glob("*.jsonl")):
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            continue  # its owner closed cleanly meanwhile
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live writer holds it
+            rows = _read_rows(path)
+            if rows:
+                commit(rows)
+                recovered += len(rows)
+            os.unlink(path)
+        except (OSError, sqlite3.Error) as exc:
+            logger.warning("costguard could not recover ledger journal %s: %s", path, exc)
+        finally:
+            os.close(fd)
+    return recovered
+
+
+def _read_rows(path: Path) -> list[Row]:
+    rows: list[Row] = []
+    with open(path, "rb") as file:
+        for line in file:
+            if not line.endswith(b"\n"):
+                break  # a torn last line: its write() never returned, so it was never acknowledged
+            try:
+                row = json.loads(line)
+            except ValueError:
+                logger.warning("costguard skipped an unreadable line in ledger journal %s", path)
+                continue
+            if isinstance(row, list):
+                rows.append(row)
+    return rows
