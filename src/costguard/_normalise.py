@@ -39,6 +39,8 @@ __all__ = [
 
 
 def _field(obj: object, name: str) -> object:
+    if type(obj) is dict:  # the common case, ahead of the slower ABC check
+        return obj.get(name)
     if obj is None:
         return None
     if isinstance(obj, Mapping):

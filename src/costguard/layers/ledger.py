@@ -9,22 +9,25 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import fields
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import MappingProxyType
 
 from .._call import Call, Outcome
 from .._chain import AsyncHandler, Handler
 from .._errors import CostGuardWarning, UnknownModelPriceError
 from .._usage import Usage
 from ..ledger import CallRecord, Ledger, new_id
-from ..pricing import PriceTable, compute_cost
+from ..pricing import PriceTable, Rates, compute_cost
 
 __all__ = ["LedgerLayer"]
 
 _ZERO = Decimal(0)
 _NO_USAGE = Usage()
 _BASE_TIERS = frozenset({None, "default", "auto", "standard"})
+_RATE_FIELDS = tuple(f.name for f in fields(Rates))
 
 
 class LedgerLayer:
@@ -43,6 +46,7 @@ class LedgerLayer:
         self._timer = timer
         self._now = now
         self._warned: set[str] = set()
+        self._rates_seen: dict[int, tuple[Rates, Mapping[str, str]]] = {}
 
     def handle(self, call: Call, call_next: Handler) -> Outcome:
         self._check_price(call)
@@ -96,6 +100,17 @@ class LedgerLayer:
                 f"costguard could not write the ledger: {exc!r}", CostGuardWarning, stacklevel=2
             )
 
+    def _rate_strings(self, rates: Rates) -> Mapping[str, str]:
+        """The rates as the ledger stores them; the table's Rates objects repeat, so cache."""
+        seen = self._rates_seen.get(id(rates))
+        if seen is not None and seen[0] is rates:
+            return seen[1]
+        strings = MappingProxyType({name: str(getattr(rates, name)) for name in _RATE_FIELDS})
+        if len(self._rates_seen) > 1024:
+            self._rates_seen.clear()
+        self._rates_seen[id(rates)] = (rates, strings)
+        return strings
+
     def _row(self, call: Call, outcome: Outcome, latency_ms: float) -> CallRecord:
         served = outcome.served_model
         price = (self.prices.get(served) if served else None) or (
@@ -114,7 +129,7 @@ class LedgerLayer:
                     version=self.prices.version,
                 )
                 cost, version = priced.usd, priced.version
-                rates = {name: str(value) for name, value in vars_of(priced.rates).items()}
+                rates = self._rate_strings(priced.rates)
             elif outcome.status == "error":
                 cost, version = _ZERO, self.prices.version  # nothing was billed
         scope, client = call.scope, call.client
@@ -146,10 +161,3 @@ class LedgerLayer:
             api_key_hash=client.api_key_hash,
             api_key_last4=client.api_key_last4,
         )
-
-
-def vars_of(rates: object) -> dict[str, Decimal]:
-    from dataclasses import asdict, is_dataclass
-
-    assert is_dataclass(rates) and not isinstance(rates, type)
-    return asdict(rates)

@@ -9,7 +9,7 @@ after the system clock stepped back) is the previous id plus one.
 from __future__ import annotations
 
 import os
-import secrets
+import random
 import threading
 import time
 
@@ -24,14 +24,16 @@ class _MonotonicIds:
     """The per-process state that keeps ids strictly increasing."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._last = 0
+        self.reset()
 
     def reset(self) -> None:
-        # A forked child must not continue its parent's sequence, or both would mint the
-        # same ids in the same millisecond.
+        # A forked child must not continue its parent's sequence (or its random stream), or
+        # both would mint the same ids in the same millisecond.
         self._lock = threading.Lock()
         self._last = 0
+        # Ids need uniqueness, not secrecy: a generator seeded from the OS is enough, and
+        # avoids a getrandom() system call per id.
+        self._random = random.Random(os.urandom(16))
 
     def next(self, now_ms: int | None) -> int:
         ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
@@ -42,7 +44,7 @@ class _MonotonicIds:
             if ms == last_ms or (now_ms is None and ms < last_ms):
                 value = self._last + 1
             else:
-                value = (ms << _RANDOM_BITS) | secrets.randbits(_RANDOM_BITS)
+                value = (ms << _RANDOM_BITS) | self._random.getrandbits(_RANDOM_BITS)
             if value >> 128:
                 raise OverflowError("no more ids in this millisecond")
             self._last = value

@@ -34,6 +34,7 @@ Commit = Callable[[Sequence[Row]], None]
 
 #: The writer thread commits at least this often, and at once when this many rows wait.
 _INTERVAL_S = 0.05
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 _BATCH = 256
 
 
@@ -66,7 +67,7 @@ class Journal:
 
     def append(self, row: Row) -> None:
         """Make ``row`` durable now and queue it for SQLite."""
-        line = json.dumps(row, separators=(",", ":")).encode() + b"\n"
+        line = _encode(row).encode() + b"\n"
         with self._lock:
             if self._closing:
                 raise ValueError("the ledger is closed")
@@ -105,7 +106,9 @@ class Journal:
                 try:
                     self._commit(batch)
                 except Exception:
-                    logger.exception("costguard could not commit %d ledger rows; will retry", len(batch))
+                    logger.exception(
+                        "costguard could not commit %d ledger rows; will retry", len(batch)
+                    )
                     with self._lock:
                         self._pending[:0] = batch
                         self._in_flight = 0

@@ -57,13 +57,13 @@ def _m001_calls_and_meta(conn: sqlite3.Connection) -> None:
             tags TEXT NOT NULL DEFAULT '{}',     -- JSON object of strings
             api_key_hash TEXT,              -- keyed hash, see Ledger.key_fingerprint
             api_key_last4 TEXT
-        )
+        ) WITHOUT ROWID
         """
     )
+    # Rows are stored in id order, which is time order: appends touch the b-tree's right edge.
+    # One index only (time ranges); reports aggregate by scanning, and every index would be
+    # paid for on every write.
     conn.execute("CREATE INDEX calls_ts ON calls (ts)")
-    conn.execute("CREATE INDEX calls_feature ON calls (feature)")
-    conn.execute('CREATE INDEX calls_user ON calls ("user")')
-    conn.execute("CREATE INDEX calls_served_model ON calls (served_model)")
     conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
 

@@ -26,6 +26,8 @@ def to_pusd(usd: Decimal) -> int:
     """
     if not usd.is_finite():
         raise ValueError(f"cost must be a finite amount, got {usd}")
+    if not usd:
+        return 0
     numerator, denominator = usd.as_integer_ratio()  # exact
     pusd, remainder = divmod(numerator * PUSD_PER_USD, denominator)
     if remainder:

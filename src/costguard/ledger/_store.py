@@ -80,7 +80,9 @@ _COLUMNS = (
     "api_key_last4",
 )
 _SELECT_COLUMNS = ", ".join(f'"{c}"' for c in _COLUMNS)
-_INSERT = f"INSERT OR IGNORE INTO calls ({_SELECT_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_INSERT = (
+    f"INSERT OR IGNORE INTO calls ({_SELECT_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+)
 
 _FILTERS = frozenset(
     {
@@ -471,17 +473,22 @@ def _make_private_dirs(directory: Path) -> None:
 
 def _iso(ts: datetime) -> str:
     """Fixed-width UTC ISO 8601, so text order is time order."""
-    if ts.utcoffset() is None:
-        raise ValueError(f"datetime must be timezone-aware, got {ts!r}")
-    return ts.astimezone(UTC).isoformat(timespec="microseconds")
+    if ts.tzinfo is not UTC:
+        if ts.utcoffset() is None:
+            raise ValueError(f"datetime must be timezone-aware, got {ts!r}")
+        ts = ts.astimezone(UTC)
+    return ts.isoformat(timespec="microseconds")
+
+
+_encode = json.JSONEncoder(separators=(",", ":")).encode  # one encoder, not one per call
 
 
 def _json(value: Mapping[str, Any] | None) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, dict):
-        value = dict(value)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    if not value:
+        return "{}"
+    return _encode(value if isinstance(value, dict) else dict(value))
 
 
 def _is_overflow(exc: BaseException | None) -> bool:

@@ -18,11 +18,12 @@ def _tier(usage: Any) -> str | None:
 
 
 def _read_message(response: Any) -> Reading:
+    raw = dump(response.usage)
     return Reading(
-        usage=usage_from_anthropic(response.usage),
-        raw_usage=dump(response.usage),
+        usage=usage_from_anthropic(raw),
+        raw_usage=raw,
         served_model=response.model,
-        service_tier=_tier(response.usage),
+        service_tier=_tier(raw),
     )
 
 

@@ -32,9 +32,10 @@ _CHAT_NOISE = frozenset(
 
 
 def _read_chat(response: Any) -> Reading:
+    raw = dump(response.usage)
     return Reading(
-        usage=usage_from_openai_chat(response.usage) if response.usage is not None else None,
-        raw_usage=dump(response.usage),
+        usage=usage_from_openai_chat(raw) if raw is not None else None,
+        raw_usage=raw,
         served_model=response.model,
         service_tier=response.service_tier,
     )
@@ -89,9 +90,10 @@ def _with_stream_usage(params: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _read_response(response: Any) -> Reading:
+    raw = dump(response.usage)
     return Reading(
-        usage=usage_from_openai_responses(response.usage) if response.usage is not None else None,
-        raw_usage=dump(response.usage),
+        usage=usage_from_openai_responses(raw) if raw is not None else None,
+        raw_usage=raw,
         served_model=response.model,
         service_tier=response.service_tier,
     )
@@ -116,9 +118,10 @@ class _ResponsesStream:
 
 
 def _read_embeddings(response: Any) -> Reading:
+    raw = dump(response.usage)
     return Reading(
-        usage=usage_from_openai_embeddings(response.usage),
-        raw_usage=dump(response.usage),
+        usage=usage_from_openai_embeddings(raw),
+        raw_usage=raw,
         served_model=response.model,
     )
 
