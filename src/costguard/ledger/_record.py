@@ -52,8 +52,8 @@ class CallRecord:
 
     ``ts`` must be timezone-aware and is normalised to UTC. ``cost_usd`` is ``None`` when no
     price was known, and must otherwise be a whole number of picodollars (``Ledger.write``
-    refuses it if not). ``latency_ms`` is kept to the microsecond, the ledger's resolution, so a record read
-    back from the ledger equals the record written.
+    refuses it if not). ``latency_ms`` is kept to the microsecond, the ledger's resolution,
+    so a record read back from the ledger equals the record written.
     """
 
     id: str
