@@ -33,5 +33,13 @@ def estimate_cost(
         )
     table = prices or PriceTable.default()
     price = table.require(model)
-    prompt = count_tokens(model, messages, tools=tools)
+    try:
+        prompt = count_tokens(model, messages, tools=tools)
+    except InvalidRequestError as exc:
+        if exc.field != "model":
+            raise
+        # A model we price but whose tokenizer we cannot tell (a custom name): count it as its
+        # provider's current models count.
+        stand_in = "claude-sonnet-4-6" if price.provider == "anthropic" else "gpt-4o"
+        prompt = count_tokens(stand_in, messages, tools=tools)
     return compute_cost(price, Usage(input_tokens=prompt, output_tokens=max_tokens)).usd

@@ -1,0 +1,108 @@
+"""The costguard command: demo, report and prices, with shell-friendly errors."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+import costguard
+from costguard.cli import main
+from costguard.testing import FakeProvider
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+def ledger_path(tmp_path: Path) -> Path:
+    path = tmp_path / "ledger.db"
+    guard = costguard.CostGuardClient(ledger=path)
+    fake = FakeProvider()
+    gpt, claude = guard.wrap(fake.openai()), guard.wrap(fake.anthropic())
+    with guard.scope(feature="chat", user="u1"):
+        gpt.chat.completions.create(model="gpt-4o-mini", messages=HI)
+        claude.messages.create(model="claude-haiku-4-5", max_tokens=20, messages=HI)
+    with guard.scope(feature="search", user="u2"):
+        gpt.embeddings.create(model="text-embedding-3-small", input="hi")
+    guard.close()
+    return path
+
+
+def test_demo_prints_spend_by_model_and_feature(capsys: pytest.CaptureFixture[str]) -> None:
+    """`costguard demo` runs offline and prints what was spent, per model and per feature."""
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "By model" in out and "By feature" in out
+    assert "support-bot" in out and "claude-sonnet-4-6" in out
+    assert "spent:" in out and "saved:" in out
+
+
+def test_report_groups_by_several_keys(
+    ledger_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`report --group-by feature,user` prints one row per pair and the total."""
+    assert main(["report", "--ledger", str(ledger_path), "--group-by", "feature,user"]) == 0
+    out = capsys.readouterr().out
+    assert "chat" in out and "search" in out and "u1" in out
+    assert "total:" in out and "over 3 calls" in out
+
+
+def test_report_json_is_exact(ledger_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`report --json` gives machine-readable rows whose costs add up to the ledger's."""
+    assert main(["report", "--ledger", str(ledger_path), "--group-by", "model", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    with costguard.Ledger(ledger_path) as ledger:
+        [total] = ledger.summary([])
+    assert sum(r["calls"] for r in rows) == 3
+    assert sum(Decimal(r["cost_usd"]) for r in rows) == total.cost_usd
+
+
+def test_report_since_filters_by_time(
+    ledger_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--since in the future leaves nothing to report: one line on stderr, non-zero exit."""
+    assert main(["report", "--ledger", str(ledger_path), "--since", "2999-01-01"]) == 2
+    assert "no calls" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--since", "yesterday-ish"], "bad date"),
+        (["--group-by", "colour"], "unknown summary key 'colour'"),
+    ],
+)
+def test_report_errors_are_one_line_and_non_zero(
+    ledger_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    """A bad date or group key gives one clear stderr line and exit code 2, no traceback."""
+    assert main(["report", "--ledger", str(ledger_path), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_report_on_a_missing_ledger_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Reporting from a ledger that does not exist is an error, and creates nothing."""
+    missing = tmp_path / "nope.db"
+    assert main(["report", "--ledger", str(missing)]) == 2
+    assert "no ledger" in capsys.readouterr().err
+    assert not missing.exists()
+
+
+def test_prices_shows_one_model_and_resolves_snapshots(capsys: pytest.CaptureFixture[str]) -> None:
+    """`prices gpt-4o-2024-08-06` prints the model's per-million rates."""
+    assert main(["prices", "gpt-4o-2024-08-06"]) == 0
+    out = capsys.readouterr().out
+    assert "$2.5" in out and "$10" in out
+
+
+def test_prices_search_and_unknown_model(capsys: pytest.CaptureFixture[str]) -> None:
+    """`prices --search haiku` lists matches; an unknown model exits 2 with one line."""
+    assert main(["prices", "--search", "haiku"]) == 0
+    assert "claude-haiku-4-5" in capsys.readouterr().out
+    assert main(["prices", "no-such-model"]) == 2
+    assert "no price for model 'no-such-model'" in capsys.readouterr().err

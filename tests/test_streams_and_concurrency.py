@@ -1,0 +1,127 @@
+"""Streams that fail or are abandoned, and many threads sharing one guard."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+from decimal import Decimal
+
+import anthropic
+import openai
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import costguard
+from costguard.testing import FakeProvider
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+def test_an_error_in_the_middle_of_a_stream_reaches_the_caller_and_is_recorded(
+    guard: costguard.CostGuardClient,
+) -> None:
+    """A mid-stream provider error is the SDK's own exception; the row says error."""
+    fake = FakeProvider()
+    client = guard.wrap(fake.openai())
+    fake.fail("stream_error")
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True)
+    with pytest.raises(openai.APIError):
+        list(stream)
+    [row] = guard.ledger.records()
+    assert (row.status, row.error_type) == ("error", "APIError")
+
+
+def test_an_anthropic_stream_error_is_recorded_as_error(guard: costguard.CostGuardClient) -> None:
+    """Anthropic's mid-stream error event raises the SDK's error and records an error row."""
+    fake = FakeProvider()
+    claude = guard.wrap(fake.anthropic())
+    fake.fail("stream_error")
+    with (
+        pytest.raises(anthropic.APIStatusError),
+        claude.messages.stream(model="claude-haiku-4-5", max_tokens=50, messages=HI) as stream,
+    ):
+        stream.get_final_message()
+    [row] = guard.ledger.records()
+    assert row.status == "error" and row.operation == "messages.stream"
+
+
+def test_a_dropped_stream_is_recorded_once_as_incomplete(guard: costguard.CostGuardClient) -> None:
+    """A stream abandoned half-way is recorded when it is garbage-collected, exactly once."""
+    client = guard.wrap(FakeProvider().openai())
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True)
+    next(iter(stream))
+    del stream
+    gc.collect()
+    [row] = guard.ledger.records()
+    assert row.status == "incomplete"
+
+
+def test_an_async_stream_closed_early_is_incomplete(guard: costguard.CostGuardClient) -> None:
+    """Closing an async stream before its end records it as incomplete."""
+    client = guard.wrap(FakeProvider().async_openai())
+
+    async def main() -> None:
+        stream = await client.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True)
+        async for _ in stream:
+            break
+        await stream.close()
+
+    asyncio.run(main())
+    [row] = guard.ledger.records()
+    assert row.status == "incomplete"
+
+
+def test_threads_sharing_a_guard_record_every_call(guard: costguard.CostGuardClient) -> None:
+    """Eight threads making calls through one wrapped client lose no ledger rows."""
+    client = guard.wrap(FakeProvider().openai())
+
+    def work(user: str) -> None:
+        with guard.scope(user=user):
+            for _ in range(25):
+                client.chat.completions.create(model="gpt-4o-mini", messages=HI)
+
+    threads = [threading.Thread(target=work, args=(f"u{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rows = guard.ledger.records()
+    assert len(rows) == 200
+    assert {r.user for r in rows} == {f"u{i}" for i in range(8)}
+
+
+def test_concurrent_async_calls_keep_their_own_scope(guard: costguard.CostGuardClient) -> None:
+    """asyncio tasks running at once each carry their own scope into the ledger."""
+    client = guard.wrap(FakeProvider().async_anthropic())
+
+    async def one(user: str) -> None:
+        async with guard.scope(user=user):
+            await client.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=HI)
+
+    async def main() -> None:
+        await asyncio.gather(*(one(f"u{i}") for i in range(20)))
+
+    asyncio.run(main())
+    assert sorted(r.user or "" for r in guard.ledger.records()) == sorted(
+        f"u{i}" for i in range(20)
+    )
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.sampled_from(["gpt-4o-mini", "gpt-4o", "gpt-4.1-nano"]), min_size=1, max_size=6))
+def test_ledger_total_is_the_exact_sum_of_its_rows(
+    tmp_path_factory: pytest.TempPathFactory, models: list[str]
+) -> None:
+    """Whatever the mix of calls, summary totals equal the Decimal sum of the rows."""
+    guard = costguard.CostGuardClient(ledger=tmp_path_factory.mktemp("l") / "l.db")
+    client = guard.wrap(FakeProvider().openai())
+    for model in models:
+        client.chat.completions.create(model=model, messages=HI)
+    rows = guard.ledger.records()
+    by_model = {s.key["model"]: s.cost_usd for s in guard.ledger.summary("model")}
+    assert sum(by_model.values(), Decimal(0)) == sum(
+        (r.cost_usd or Decimal(0) for r in rows), Decimal(0)
+    )
+    guard.close()
