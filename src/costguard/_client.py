@@ -56,8 +56,6 @@ class CostGuardClient:
         self.ledger = ledger if isinstance(ledger, Ledger) else Ledger(ledger)
         for layer in layers:
             if not isinstance(layer, Layer):
-                from ._errors import ConfigurationError
-
                 raise ConfigurationError(
                     f"{layer!r} is not a layer: it needs handle(call, call_next) and "
                     "ahandle(call, call_next) methods"
@@ -105,27 +103,28 @@ class CostGuardClient:
 
 def _send(call: Call) -> Outcome:
     """The innermost handler: the SDK method itself."""
-    op = call.operation
     if call.stream:
-        params = op.prepare_stream(call.params) if op.prepare_stream else call.params
-        stream = call.send(**params)
-        tap = StreamTap(op.accumulator(call.params))
-        tap_sync(stream, tap)
-        return Outcome(response=stream, stream=tap)
-    response = call.send(**call.params)
-    return _outcome(op, response)
+        stream = call.send(**_stream_params(call))
+        return _tapped(call, stream, tap_sync)
+    return _outcome(call.operation, call.send(**call.params))
 
 
 async def _asend(call: Call) -> Outcome:
-    op = call.operation
     if call.stream:
-        params = op.prepare_stream(call.params) if op.prepare_stream else call.params
-        stream = await call.send(**params)
-        tap = StreamTap(op.accumulator(call.params))
-        tap_async(stream, tap)
-        return Outcome(response=stream, stream=tap)
-    response = await call.send(**call.params)
-    return _outcome(op, response)
+        stream = await call.send(**_stream_params(call))
+        return _tapped(call, stream, tap_async)
+    return _outcome(call.operation, await call.send(**call.params))
+
+
+def _stream_params(call: Call) -> Mapping[str, Any]:
+    prepare = call.operation.prepare_stream
+    return prepare(call.params) if prepare else call.params
+
+
+def _tapped(call: Call, stream: Any, install: Callable[[Any, StreamTap], None]) -> Outcome:
+    tap = StreamTap(call.operation.accumulator(call.params))
+    install(stream, tap)
+    return Outcome(response=stream, stream=tap)
 
 
 def _outcome(op: Operation, response: Any) -> Outcome:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._normalise import (
@@ -10,6 +10,7 @@ from .._normalise import (
     usage_from_openai_embeddings,
     usage_from_openai_responses,
 )
+from .._usage import Usage
 from . import REQUEST_OPTIONS, Operation, Reading, dump
 
 __all__ = ["OPERATIONS"]
@@ -31,14 +32,23 @@ _CHAT_NOISE = frozenset(
 )
 
 
-def _read_chat(response: Any) -> Reading:
-    raw = dump(response.usage)
-    return Reading(
-        usage=usage_from_openai_chat(raw) if raw is not None else None,
-        raw_usage=raw,
-        served_model=response.model,
-        service_tier=response.service_tier,
-    )
+def _reader(normalise: Callable[[Any], Usage]) -> Callable[[Any], Reading]:
+    """Reads a chat completion or a Responses object: both carry model, tier and usage."""
+
+    def read(response: Any) -> Reading:
+        raw = dump(response.usage)
+        return Reading(
+            usage=normalise(raw) if raw is not None else None,
+            raw_usage=raw,
+            served_model=response.model,
+            service_tier=response.service_tier,
+        )
+
+    return read
+
+
+_read_chat = _reader(usage_from_openai_chat)
+_read_response = _reader(usage_from_openai_responses)
 
 
 class _ChatStream:
@@ -87,16 +97,6 @@ def _with_stream_usage(params: Mapping[str, Any]) -> Mapping[str, Any]:
         else {"include_usage": True}
     )
     return {**params, "stream_options": merged}
-
-
-def _read_response(response: Any) -> Reading:
-    raw = dump(response.usage)
-    return Reading(
-        usage=usage_from_openai_responses(raw) if raw is not None else None,
-        raw_usage=raw,
-        served_model=response.model,
-        service_tier=response.service_tier,
-    )
 
 
 _FINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})

@@ -31,6 +31,7 @@ from ._wire import (
     Ids,
     TokenCounts,
     dumps,
+    find_route,
     json_response,
     prompt_tokens,
     settle_usage,
@@ -92,11 +93,7 @@ _ROUTES: Mapping[tuple[str, str], Endpoint] = {
 
 
 def route(method: str, path: str) -> Endpoint | None:
-    """The endpoint a request is for, whatever the base URL's path prefix."""
-    for (route_method, suffix), endpoint in _ROUTES.items():
-        if method == route_method and path.rstrip("/").endswith(suffix):
-            return endpoint
-    return None
+    return find_route(_ROUTES, method, path)
 
 
 def handle(endpoint: Endpoint, ex: Exchange) -> httpx2.Response:

@@ -16,7 +16,7 @@ import httpx2
 from .._errors import InvalidRequestError
 from .._tokens import count_text_tokens, count_tokens
 from .._usage import Usage
-from ._script import Reply
+from ._script import Endpoint, Reply
 
 __all__ = [
     "ALNUM",
@@ -281,6 +281,16 @@ class EventStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for chunk in self._chunks:
             yield chunk
+
+
+def find_route(
+    routes: Mapping[tuple[str, str], Endpoint], method: str, path: str
+) -> Endpoint | None:
+    """The endpoint a request is for, whatever the base URL's path prefix."""
+    for (route_method, suffix), endpoint in routes.items():
+        if method == route_method and path.rstrip("/").endswith(suffix):
+            return endpoint
+    return None
 
 
 def dumps(value: object) -> str:
