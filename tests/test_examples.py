@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,11 +13,9 @@ EXAMPLES = ROOT / "examples"
 
 def _run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {
-        "PATH": "",
+        **os.environ,
         "COSTGUARD_HOME": str(tmp_path / "home"),  # nothing may touch the real data dir
-        "HOME": str(tmp_path),
         "PYTHONWARNINGS": "error",  # a deprecated model or API in an example fails here
-        "NO_PROXY": "*",
     }
     return subprocess.run(
         [sys.executable, *args],

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from ._call import Call, ClientInfo, Outcome
 from ._chain import Layer, fold, fold_async
+from ._errors import ConfigurationError
 from ._scope import Scope, ScopeManager, current_scope
 from ._streams import StreamTap, tap_async, tap_sync
 from ._wrap import wrap_client
