@@ -125,3 +125,16 @@ def test_ledger_total_is_the_exact_sum_of_its_rows(
         (r.cost_usd or Decimal(0) for r in rows), Decimal(0)
     )
     guard.close()
+
+
+def test_a_stream_that_fails_midway_is_not_counted_as_free(
+    guard: costguard.CostGuardClient,
+) -> None:
+    """Tokens streamed before a failure were billed but not reported: unpriced, not $0."""
+    fake = FakeProvider()
+    client = guard.wrap(fake.openai())
+    fake.fail("stream_error")
+    with pytest.raises(openai.APIError):
+        list(client.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True))
+    [row] = guard.ledger.records()
+    assert row.cost_usd is None and not row.priced

@@ -12,7 +12,6 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import fields
 from datetime import UTC, datetime
-from decimal import Decimal
 from types import MappingProxyType
 
 from .._call import Call, Outcome
@@ -24,10 +23,14 @@ from ..pricing import PriceTable, Rates, compute_cost
 
 __all__ = ["LedgerLayer"]
 
-_ZERO = Decimal(0)
 _NO_USAGE = Usage()
 _BASE_TIERS = frozenset({None, "default", "auto", "standard"})
 _RATE_FIELDS = tuple(f.name for f in fields(Rates))
+
+
+def _failed(error: Exception) -> Outcome:
+    """A request that failed before any answer: providers bill nothing for it."""
+    return Outcome(response=None, usage=_NO_USAGE, status="error", error=error)
 
 
 class LedgerLayer:
@@ -54,7 +57,7 @@ class LedgerLayer:
         try:
             outcome = call_next(call)
         except Exception as exc:
-            self._record(call, start, Outcome(response=None, status="error", error=exc))
+            self._record(call, start, _failed(exc))
             raise
         self._settle(call, start, outcome)
         return outcome
@@ -65,7 +68,7 @@ class LedgerLayer:
         try:
             outcome = await call_next(call)
         except Exception as exc:
-            self._record(call, start, Outcome(response=None, status="error", error=exc))
+            self._record(call, start, _failed(exc))
             raise
         self._settle(call, start, outcome)
         return outcome
@@ -120,18 +123,15 @@ class LedgerLayer:
         tier = outcome.service_tier or (requested_tier if isinstance(requested_tier, str) else None)
         usage = outcome.usage
         cost = rates = version = None
-        if price is not None:
-            if usage is not None:
-                priced = compute_cost(
-                    price,
-                    usage,
-                    service_tier=None if tier in _BASE_TIERS else tier,
-                    version=self.prices.version,
-                )
-                cost, version = priced.usd, priced.version
-                rates = self._rate_strings(priced.rates)
-            elif outcome.status == "error":
-                cost, version = _ZERO, self.prices.version  # nothing was billed
+        if price is not None and usage is not None:
+            priced = compute_cost(
+                price,
+                usage,
+                service_tier=None if tier in _BASE_TIERS else tier,
+                version=self.prices.version,
+            )
+            cost, version = priced.usd, priced.version
+            rates = self._rate_strings(priced.rates)
         scope, client = call.scope, call.client
         error = outcome.error
         return CallRecord(
