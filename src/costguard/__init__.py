@@ -21,7 +21,7 @@ from ._errors import (
 )
 from ._estimate import estimate_cost
 from ._scope import Scope, ScopeManager, current_scope
-from ._tokens import count_tokens
+from ._tokens import acount_tokens_via_provider, count_tokens, count_tokens_via_provider
 from ._usage import Usage
 from .ledger import CallRecord, Ledger, SummaryRow
 from .pricing import Cost, ModelPrice, PriceTable, Rates
@@ -51,7 +51,9 @@ __all__ = [
     "SummaryRow",
     "UnknownModelPriceError",
     "Usage",
+    "acount_tokens_via_provider",
     "count_tokens",
+    "count_tokens_via_provider",
     "current_scope",
     "estimate_cost",
     "wrap",
