@@ -70,7 +70,7 @@ class CostGuardClient:
 
     def wrap(self, client: ClientT) -> ClientT:
         """A guarded copy of ``client``: same class, same options; ``client`` is left as it was."""
-        return wrap_client(self, client)  # type: ignore[no-any-return]
+        return wrap_client(self, client)  # type: ignore[no-any-return]  # a copy of the same class
 
     def scope(
         self,

@@ -7,6 +7,11 @@ import contextlib
 import tempfile
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._client import CostGuardClient
+    from .testing import FakeProvider
 
 __all__ = ["run_demo"]
 
@@ -90,11 +95,7 @@ def run_demo(ledger_path: str | None = None) -> int:
     return 0
 
 
-async def _async_part(guard: object, fake: object) -> None:
-    from ._client import CostGuardClient
-    from .testing import FakeProvider
-
-    assert isinstance(guard, CostGuardClient) and isinstance(fake, FakeProvider)
+async def _async_part(guard: CostGuardClient, fake: FakeProvider) -> None:
     client = guard.wrap(fake.async_anthropic())
     async with guard.scope(feature="support-bot", user="user-async"):
         await asyncio.gather(
@@ -109,11 +110,9 @@ async def _async_part(guard: object, fake: object) -> None:
         )
 
 
-def _print_bill(guard: object, kept: Path | None) -> None:
-    from ._client import CostGuardClient
+def _print_bill(guard: CostGuardClient, kept: Path | None) -> None:
     from .cli import _summary_table, _usd
 
-    assert isinstance(guard, CostGuardClient)
     records = guard.ledger.records()
     total = sum((r.cost_usd or Decimal(0) for r in records), Decimal(0))
     saved = sum((r.saved_usd for r in records), Decimal(0))

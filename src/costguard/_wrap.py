@@ -112,7 +112,7 @@ def _guarded(
             return run(op, original, info, params)
 
     functools.update_wrapper(guarded, original)
-    guarded.__signature__ = inspect.signature(original)  # type: ignore[attr-defined]
+    guarded.__signature__ = inspect.signature(original)  # type: ignore[attr-defined]  # read by inspect
     return guarded
 
 

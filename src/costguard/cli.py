@@ -10,6 +10,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .ledger import SummaryRow
 
 __all__ = ["main"]
 
@@ -63,22 +67,21 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(out)
 
 
-def _summary_table(rows: Sequence[object], group_by: Sequence[str]) -> str:
+def _summary_table(rows: Sequence[SummaryRow], group_by: Sequence[str]) -> str:
     body = [
         [
-            *(str(r.key.get(g) or "-") for g in group_by),  # type: ignore[attr-defined]
-            str(r.calls),  # type: ignore[attr-defined]
-            f"{r.input_tokens:,}",  # type: ignore[attr-defined]
-            f"{r.output_tokens:,}",  # type: ignore[attr-defined]
-            _usd(r.cost_usd),  # type: ignore[attr-defined]
-            str(r.errors),  # type: ignore[attr-defined]
-            str(r.unpriced),  # type: ignore[attr-defined]
+            *(str(r.key.get(g) or "-") for g in group_by),
+            str(r.calls),
+            f"{r.input_tokens:,}",
+            f"{r.output_tokens:,}",
+            _usd(r.cost_usd),
+            str(r.errors),
+            str(r.unpriced),
         ]
         for r in rows
     ]
-    return _table(
-        [*group_by, "calls", "input tok", "output tok", "cost", "errors", "unpriced"], body
-    )
+    headers = [*group_by, "calls", "input tok", "output tok", "cost", "errors", "unpriced"]
+    return _table(headers, body)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
