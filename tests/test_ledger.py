@@ -565,3 +565,20 @@ def test_importing_the_ledger_loads_no_heavy_modules() -> None:
 def test_a_token_count_beyond_64_bits_raises_ledger_error() -> None:
     with Ledger(":memory:") as ledger, pytest.raises(LedgerError, match="too large"):
         ledger.write(record(usage=Usage(input_tokens=2**63)))
+
+
+def test_a_forked_child_writes_through_a_journal_of_its_own(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    with Ledger(path) as ledger:
+        ledger.write(parent := record())
+        pid = os.fork()
+        if pid == 0:  # the child: write one row and leave without running atexit handlers
+            try:
+                ledger.write(record())
+                ledger.flush()
+            finally:
+                os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        rows = ledger.records()
+    assert len(rows) == 2 and parent in rows

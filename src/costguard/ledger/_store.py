@@ -191,6 +191,7 @@ class Ledger:
             self._secret = self._open_meta()
             if not self._in_memory:
                 recover_journals(self.path, self._commit)
+            _open_ledgers.add(self)
         except sqlite3.Error as exc:
             self._conn.close()
             raise LedgerError(f"cannot open ledger {self.path}: {exc}") from exc
@@ -449,6 +450,26 @@ def _row(record: CallRecord) -> tuple[Any, ...]:
         record.api_key_hash,
         record.api_key_last4,
     )
+
+
+_open_ledgers: weakref.WeakSet[Ledger] = weakref.WeakSet()
+_inherited: list[sqlite3.Connection] = []
+
+
+def _after_fork_in_child() -> None:
+    # The child has none of the parent's threads, and SQLite connections must not cross a
+    # fork. Each ledger gets a fresh lock and connection; its next write starts a journal and
+    # writer of its own. Inherited connections are kept, never closed: closing one could
+    # checkpoint or remove the WAL under the parent.
+    for ledger in list(_open_ledgers):
+        ledger._lock = threading.Lock()
+        ledger._journal = None
+        if not ledger._closed and not ledger._in_memory:
+            _inherited.append(ledger._conn)
+            ledger._conn = ledger._connect()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _close_at_exit(ref: weakref.ref[Ledger]) -> None:
