@@ -248,3 +248,27 @@ def test_an_unwritable_ledger_path_fails_at_construction(tmp_path: Path) -> None
     blocker.write_text("x")
     with pytest.raises(costguard.LedgerError, match="file"):
         costguard.CostGuardClient(ledger=blocker / "ledger.db")
+
+
+def test_what_a_layer_sets_on_a_streaming_outcome_reaches_the_ledger(tmp_path: Path) -> None:
+    """Attempts and savings set by an inner layer on a stream's outcome are recorded."""
+    from decimal import Decimal
+
+    class Mark:
+        def handle(self, call: costguard.Call, call_next: costguard.Handler) -> costguard.Outcome:
+            outcome = call_next(call)
+            outcome.attempts, outcome.saved_usd = 2, Decimal("0.5")
+            return outcome
+
+        async def ahandle(
+            self, call: costguard.Call, call_next: costguard.AsyncHandler
+        ) -> costguard.Outcome:
+            return await call_next(call)
+
+    guard = costguard.CostGuardClient(ledger=tmp_path / "l.db", layers=[Mark()])
+    client = guard.wrap(FakeProvider().openai())
+    list(client.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True))
+    [row] = guard.ledger.records()
+    assert (row.attempts, row.saved_usd, row.status) == (2, Decimal("0.5"), "ok")
+    assert row.usage.output_tokens > 0
+    guard.close()

@@ -334,3 +334,42 @@ def test_a_plain_sdk_client_stays_exactly_its_class(guard: costguard.CostGuardCl
     wrapped = guard.wrap(openai.OpenAI(api_key="sk-test-0000"))
     assert type(wrapped) is openai.OpenAI
     assert type(wrapped.with_options(timeout=3)) is openai.OpenAI
+
+
+def test_raw_responses_are_returned_as_is_and_priced(guard: costguard.CostGuardClient) -> None:
+    """with_raw_response gives the SDK's raw response; the call is still priced."""
+    client = guard.wrap(FakeProvider().openai())
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=HI)
+    assert type(raw).__name__ == "LegacyAPIResponse"
+    completion = raw.parse()
+    assert type(completion) is ChatCompletion
+    [row] = guard.ledger.records()
+    assert row.status == "ok" and row.usage.output_tokens == completion.usage.completion_tokens  # type: ignore[union-attr]
+
+
+def test_async_anthropic_raw_responses_are_priced(guard: costguard.CostGuardClient) -> None:
+    """An async Anthropic raw response is read through its own parse()."""
+    claude = guard.wrap(FakeProvider().async_anthropic())
+
+    async def main() -> Any:
+        raw = await claude.messages.with_raw_response.create(
+            model="claude-haiku-4-5", max_tokens=20, messages=HI
+        )
+        return await raw.parse()
+
+    message = asyncio.run(main())
+    [row] = guard.ledger.records()
+    assert row.cost_usd and row.usage.output_tokens == message.usage.output_tokens
+
+
+def test_streaming_responses_pass_through_and_are_recorded_unpriced(
+    guard: costguard.CostGuardClient,
+) -> None:
+    """with_streaming_response works as in the SDK; its cost cannot be read, so it is unpriced."""
+    client = guard.wrap(FakeProvider().openai())
+    with client.chat.completions.with_streaming_response.create(
+        model="gpt-4o-mini", messages=HI
+    ) as r:
+        assert r.parse().choices
+    [row] = guard.ledger.records()
+    assert row.status == "ok" and not row.priced

@@ -80,3 +80,18 @@ class Outcome:
     attempts: int = 1
     saved_usd: Decimal = Decimal(0)
     stream: StreamTap | None = field(default=None, repr=False)
+
+    def settled(self, final: Outcome) -> Outcome:
+        """This streaming outcome once its stream ended: what the stream reported (usage,
+        model, tier, status) over what layers set here (cache, attempts, savings)."""
+        return dataclasses.replace(
+            self,
+            response=None,
+            usage=final.usage,
+            raw_usage=final.raw_usage,
+            served_model=final.served_model or self.served_model,
+            service_tier=final.service_tier or self.service_tier,
+            status=final.status,
+            error=final.error,
+            stream=None,
+        )

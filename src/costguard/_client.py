@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
@@ -22,6 +23,9 @@ from .providers import Operation
 __all__ = ["CostGuardClient", "wrap"]
 
 ClientT = TypeVar("ClientT")
+
+_RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"  # set by both SDKs' with_*_response
+_READABLE_RAW = frozenset({"raw", "true"})
 
 
 class CostGuardClient:
@@ -89,7 +93,14 @@ class CostGuardClient:
         )
 
     def close(self) -> None:
+        """Commit pending ledger rows and close the ledger."""
         self.ledger.close()
+
+    def __enter__(self) -> CostGuardClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _run(
         self, op: Operation, send: Callable[..., Any], info: ClientInfo, params: Mapping[str, Any]
@@ -107,14 +118,40 @@ def _send(call: Call) -> Outcome:
     if call.stream:
         stream = call.send(**_stream_params(call))
         return _tapped(call, stream, tap_sync)
-    return _outcome(call.operation, call.send(**call.params))
+    response = call.send(**call.params)
+    mode = _raw_mode(call)
+    if mode is None:
+        return _outcome(call.operation, response)
+    if mode not in _READABLE_RAW:
+        return Outcome(response)
+    return _outcome(call.operation, response, response.parse())
 
 
 async def _asend(call: Call) -> Outcome:
     if call.stream:
         stream = await call.send(**_stream_params(call))
         return _tapped(call, stream, tap_async)
-    return _outcome(call.operation, await call.send(**call.params))
+    response = await call.send(**call.params)
+    mode = _raw_mode(call)
+    if mode is None:
+        return _outcome(call.operation, response)
+    if mode not in _READABLE_RAW:
+        return Outcome(response)
+    parsed = response.parse()  # cached by the SDK: the caller's own parse() gets the same object
+    return _outcome(
+        call.operation, response, await parsed if inspect.isawaitable(parsed) else parsed
+    )
+
+
+def _raw_mode(call: Call) -> str | None:
+    """``"raw"`` (``"true"`` in openai's legacy wrapper) / ``"stream"`` when the call came
+    through ``.with_raw_response`` / ``.with_streaming_response``: the SDK then returns its
+    response wrapper, not the object.
+    A raw response is read through its (cached) ``parse()``; a streamed one cannot be read
+    without consuming it, so its row is recorded unpriced.
+    """
+    headers = call.params.get("extra_headers")
+    return headers.get(_RAW_RESPONSE_HEADER) if isinstance(headers, Mapping) else None
 
 
 def _stream_params(call: Call) -> Mapping[str, Any]:
@@ -128,8 +165,9 @@ def _tapped(call: Call, stream: Any, install: Callable[[Any, StreamTap], None]) 
     return Outcome(response=stream, stream=tap)
 
 
-def _outcome(op: Operation, response: Any) -> Outcome:
-    reading = op.read(response)
+def _outcome(op: Operation, response: Any, parsed: Any = None) -> Outcome:
+    """``response`` goes back to the caller; usage is read from ``parsed`` when it differs."""
+    reading = op.read(response if parsed is None else parsed)
     return Outcome(
         response=response,
         usage=reading.usage,

@@ -60,7 +60,7 @@ class UnknownModelPriceError(PricingError, LookupError):
         where = f" ({provider})" if provider else ""
         super().__init__(
             f"no price for model {model!r}{where}: add one with PriceTable.override() "
-            "or load a price file, or construct the guard with strict_prices=False"
+            "or a price file (CostGuardClient(prices=...))"
         )
         self.model = model
         self.provider = provider

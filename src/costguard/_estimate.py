@@ -20,6 +20,7 @@ def estimate_cost(
     *,
     max_tokens: int = 0,
     tools: Sequence[Mapping[str, Any]] | None = None,
+    system: str | Sequence[Mapping[str, Any]] | None = None,
     prices: PriceTable | None = None,
 ) -> Decimal:
     """Worst-case USD cost of one call: the counted prompt at the input rate plus ``max_tokens``
@@ -34,12 +35,12 @@ def estimate_cost(
     table = prices or PriceTable.default()
     price = table.require(model)
     try:
-        prompt = count_tokens(model, messages, tools=tools)
+        prompt = count_tokens(model, messages, tools=tools, system=system)
     except InvalidRequestError as exc:
         if exc.field != "model":
             raise
         # A model we price but whose tokenizer we cannot tell (a custom name): count it as its
         # provider's current models count.
         stand_in = "claude-sonnet-4-6" if price.provider == "anthropic" else "gpt-4o"
-        prompt = count_tokens(stand_in, messages, tools=tools)
+        prompt = count_tokens(stand_in, messages, tools=tools, system=system)
     return compute_cost(price, Usage(input_tokens=prompt, output_tokens=max_tokens)).usd

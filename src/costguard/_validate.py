@@ -68,7 +68,7 @@ def _first_unjsonable(value: Any) -> tuple[str, str] | None:
         return None
     if hasattr(value, "model_dump") or type(value).__name__ in ("Omit", "NotGiven"):
         return None  # SDK models and sentinels: the SDK serialises them itself
-    return ("", f"a {type(value).__name__}")
+    return ("", f"a value of type {type(value).__name__}")
 
 
 def _check_limit(name: str, value: Any) -> None:

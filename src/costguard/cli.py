@@ -47,9 +47,17 @@ def _when(text: str) -> datetime:
 def _usd(value: Decimal | None) -> str:
     if value is None:
         return "unpriced"
-    if value and abs(value) < Decimal("0.01"):
-        return f"${value:.6f}"
-    return f"${value:,.2f}" if abs(value) >= 1 else f"${value:.4f}"
+    if abs(value) >= 1:
+        return f"${value:,.2f}"
+    if abs(value) >= Decimal("0.01"):
+        return f"${value:.4f}"
+    return f"${_plain(value)}"  # small amounts in full: down to the picodollar
+
+
+def _plain(value: Decimal) -> str:
+    """A Decimal in positional notation, without trailing zeros (never ``6E-8``)."""
+    text = f"{value.normalize():f}"
+    return text if text not in ("-0", "") else "0"
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -109,8 +117,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
                         "calls": r.calls,
                         "errors": r.errors,
                         "unpriced": r.unpriced,
-                        "cost_usd": str(r.cost_usd),
-                        "saved_usd": str(r.saved_usd),
+                        "cost_usd": _plain(r.cost_usd),
+                        "saved_usd": _plain(r.saved_usd),
                         "input_tokens": r.input_tokens,
                         "output_tokens": r.output_tokens,
                         "cache_read_tokens": r.cache_read_tokens,

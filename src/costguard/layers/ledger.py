@@ -92,7 +92,9 @@ class LedgerLayer:
         if outcome.stream is None:
             self._record(call, start, outcome)
         else:
-            outcome.stream.on_finish(lambda final: self._record(call, start, final))
+            outcome.stream.on_finish(
+                lambda final: self._record(call, start, outcome.settled(final))
+            )
 
     def _record(self, call: Call, start: float, outcome: Outcome) -> None:
         latency_ms = (self._timer() - start) * 1000.0

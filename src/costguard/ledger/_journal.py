@@ -14,18 +14,24 @@ had already committed are not doubled) and the file is removed.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import secrets
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Journal", "recover_journals"]
+if sys.platform != "win32":
+    import fcntl
+
+__all__ = ["JOURNALS_SUPPORTED", "Journal", "recover_journals"]
+
+#: Journals need POSIX ``flock``; elsewhere the ledger commits each row synchronously.
+JOURNALS_SUPPORTED = sys.platform != "win32"
 
 logger = logging.getLogger("costguard")
 
@@ -128,7 +134,7 @@ class Journal:
 def recover_journals(ledger_path: Path, commit: Commit) -> int:
     """Commit the rows of journals left by dead writers, then remove them. Returns the count."""
     directory = journal_dir(ledger_path)
-    if not directory.is_dir():
+    if not JOURNALS_SUPPORTED or not directory.is_dir():
         return 0
     recovered = 0
     for path in sorted(directory.glob("*.jsonl")):

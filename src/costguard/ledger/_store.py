@@ -39,7 +39,7 @@ from typing import Any, Self
 
 from .._errors import LedgerError
 from .._usage import Usage
-from ._journal import Journal, recover_journals
+from ._journal import JOURNALS_SUPPORTED, Journal, recover_journals
 from ._migrations import immediate, migrate
 from ._record import CallRecord, from_pusd, to_pusd
 
@@ -253,7 +253,7 @@ class Ledger:
         """
         try:
             row = _row(record)
-            if self._in_memory:
+            if self._in_memory or not JOURNALS_SUPPORTED:
                 self._commit([row])
             else:
                 self._writer().append(row)
@@ -469,7 +469,8 @@ def _after_fork_in_child() -> None:
             ledger._conn = ledger._connect()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+if hasattr(os, "register_at_fork"):  # POSIX only
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _close_at_exit(ref: weakref.ref[Ledger]) -> None:
