@@ -31,10 +31,11 @@ def run_demo(ledger_path: str | None = None) -> int:
     from . import CostGuardClient
     from .testing import FakeProvider
 
-    with tempfile.TemporaryDirectory(prefix="costguard-demo-") as tmp:
-        path = Path(ledger_path) if ledger_path else Path(tmp) / "ledger.db"
+    with (
+        tempfile.TemporaryDirectory(prefix="costguard-demo-") as tmp,
+        CostGuardClient(ledger=Path(ledger_path or Path(tmp) / "ledger.db")) as guard,
+    ):
         fake = FakeProvider()
-        guard = CostGuardClient(ledger=path)
         gpt = guard.wrap(fake.openai())
         claude = guard.wrap(fake.anthropic())
 
@@ -90,8 +91,7 @@ def run_demo(ledger_path: str | None = None) -> int:
             )
         asyncio.run(_async_part(guard, fake))
 
-        _print_bill(guard, path if ledger_path else None)
-        guard.close()
+        _print_bill(guard, guard.ledger.path if ledger_path else None)
     return 0
 
 

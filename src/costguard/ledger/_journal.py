@@ -97,7 +97,7 @@ class Journal:
         self._thread.join()
         with self._lock:
             if not self._pending:  # everything committed: the journal has nothing to keep
-                os.unlink(self.path)
+                self.path.unlink(missing_ok=True)
             os.close(self._fd)  # releases the lock; leftovers are recovered on the next open
 
     def _run(self) -> None:
