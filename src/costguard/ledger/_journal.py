@@ -23,7 +23,6 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 if sys.platform != "win32":
     import fcntl
@@ -35,12 +34,11 @@ JOURNALS_SUPPORTED = sys.platform != "win32"
 
 logger = logging.getLogger("costguard")
 
-Row = Sequence[Any]
-Commit = Callable[[Sequence[Row]], None]
+Commit = Callable[[Sequence[bytes]], None]  # rows as JSON-array lines, without newlines
 
-#: The writer thread commits at least this often, and at once when this many rows wait.
+#: Once a row is pending, the writer thread commits within this long, or at once when this
+#: many rows wait (or on flush/close). With nothing pending it sleeps.
 _INTERVAL_S = 0.05
-_encode = json.JSONEncoder(separators=(",", ":")).encode
 _BATCH = 256
 
 
@@ -63,29 +61,31 @@ class Journal:
         os.rename(claiming, self.path)
         self._commit = commit
         self._lock = threading.Lock()
-        self._pending: list[Row] = []
+        self._pending: list[bytes] = []
         self._in_flight = 0
         self._idle = threading.Condition(self._lock)
-        self._wake = threading.Event()
+        self._has_work = threading.Event()  # rows are pending: start a batch
+        self._urgent = threading.Event()  # commit the batch now, without waiting to fill it
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="costguard-ledger", daemon=True)
         self._thread.start()
 
-    def append(self, row: Row) -> None:
-        """Make ``row`` durable now and queue it for SQLite."""
-        line = _encode(row).encode() + b"\n"
+    def append(self, line: bytes) -> None:
+        """Make ``line`` (one row, a JSON array) durable now and queue it for SQLite."""
         with self._lock:
             if self._closing:
                 raise ValueError("the ledger is closed")
-            os.write(self._fd, line)
-            self._pending.append(row)
+            os.write(self._fd, line + b"\n")
+            if not self._pending:
+                self._has_work.set()
+            self._pending.append(line)
             if len(self._pending) >= _BATCH:
-                self._wake.set()
+                self._urgent.set()
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every row appended so far is committed to SQLite; False on timeout."""
         with self._lock:
-            self._wake.set()
+            self._urgent.set()
             return self._idle.wait_for(lambda: not self._pending and not self._in_flight, timeout)
 
     def close(self) -> None:
@@ -93,7 +93,8 @@ class Journal:
             if self._closing:
                 return
             self._closing = True
-        self._wake.set()
+        self._has_work.set()
+        self._urgent.set()
         self._thread.join()
         with self._lock:
             if not self._pending:  # everything committed: the journal has nothing to keep
@@ -102,9 +103,11 @@ class Journal:
 
     def _run(self) -> None:
         while True:
-            self._wake.wait(_INTERVAL_S)
-            self._wake.clear()
+            self._has_work.wait()  # idle: asleep, no polling
+            self._urgent.wait(_INTERVAL_S)  # let a batch gather, unless asked to hurry
             with self._lock:
+                self._has_work.clear()
+                self._urgent.clear()
                 batch, self._pending = self._pending, []
                 self._in_flight = len(batch)
                 closing = self._closing
@@ -118,6 +121,7 @@ class Journal:
                     with self._lock:
                         self._pending[:0] = batch
                         self._in_flight = 0
+                        self._has_work.set()  # retried after the batching interval
                         self._idle.notify_all()
                     if closing:
                         return  # the rows stay in the journal for the next open
@@ -147,10 +151,10 @@ def recover_journals(ledger_path: Path, commit: Commit) -> int:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue  # a live writer holds it
-            rows = _read_rows(path)
-            if rows:
-                commit(rows)
-                recovered += len(rows)
+            lines = _read_lines(path)
+            if lines:
+                commit(lines)
+                recovered += len(lines)
             os.unlink(path)
         except (OSError, sqlite3.Error) as exc:
             logger.warning("costguard could not recover ledger journal %s: %s", path, exc)
@@ -159,8 +163,8 @@ def recover_journals(ledger_path: Path, commit: Commit) -> int:
     return recovered
 
 
-def _read_rows(path: Path) -> list[Row]:
-    rows: list[Row] = []
+def _read_lines(path: Path) -> list[bytes]:
+    lines: list[bytes] = []
     with open(path, "rb") as file:
         for line in file:
             if not line.endswith(b"\n"):
@@ -171,5 +175,5 @@ def _read_rows(path: Path) -> list[Row]:
                 logger.warning("costguard skipped an unreadable line in ledger journal %s", path)
                 continue
             if isinstance(row, list):
-                rows.append(row)
-    return rows
+                lines.append(line.rstrip(b"\n"))
+    return lines
