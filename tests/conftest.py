@@ -18,6 +18,6 @@ def _isolated_home(
 
 @pytest.fixture
 def guard(tmp_path: Path) -> Iterator[costguard.CostGuardClient]:
-    g = costguard.CostGuardClient(ledger=tmp_path / "ledger.db")
+    g = costguard.CostGuardClient(ledger=tmp_path / "ledger.db", cache=None)
     yield g
     g.close()

@@ -27,6 +27,7 @@ class ClientInfo:
     is_async: bool
     api_key_hash: str | None = None
     api_key_last4: str | None = None
+    sdk: Any = field(default=None, compare=False, repr=False)  # the wrapped client itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,8 @@ class Call:
     client: ClientInfo
     scope: Scope
     attempt: int = 1
+    #: Set by the cache layer: assemble a stream's final answer so that it can be stored.
+    collect: bool = False
 
     @property
     def provider(self) -> str:

@@ -7,7 +7,7 @@ import inspect
 import os
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._call import Call, ClientInfo, Outcome
 from ._chain import Layer, fold, fold_async
@@ -15,14 +15,26 @@ from ._errors import ConfigurationError
 from ._scope import Scope, ScopeManager, current_scope
 from ._streams import StreamTap, tap_async, tap_sync
 from ._wrap import wrap_client
-from .layers import LedgerLayer
+from .cache import ExactCache
+from .cache._exact import check_ttl
+from .layers import CacheLayer, LedgerLayer
 from .ledger import Ledger
 from .pricing import PriceTable
 from .providers import Operation
 
+if TYPE_CHECKING:
+    from .cache import SemanticCache
+
 __all__ = ["CostGuardClient", "wrap"]
 
 ClientT = TypeVar("ClientT")
+
+
+class _Default:
+    """Marks an argument left at its default (where None means "off")."""
+
+
+_DEFAULT = _Default()
 
 _RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"  # set by both SDKs' with_*_response
 _READABLE_RAW = frozenset({"raw", "true"})
@@ -43,6 +55,8 @@ class CostGuardClient:
         ledger: Ledger | str | os.PathLike[str] | None = None,
         strict_prices: bool = False,
         layers: Sequence[Layer] = (),
+        cache: ExactCache | _Default | None = _DEFAULT,
+        semantic: SemanticCache | None = None,
     ) -> None:
         """
         :param prices: a PriceTable, or a price file to lay over the shipped table.
@@ -50,7 +64,12 @@ class CostGuardClient:
             ``ledger.db`` in the platform's user data directory.
         :param strict_prices: refuse calls to models without a price
             (:class:`~costguard.UnknownModelPriceError`) instead of recording them unpriced.
-        :param layers: your own layers, run inside the built-in ones (closest to the SDK).
+        :param layers: your own layers: inside the ledger (which records what they do) and
+            outside the cache (whose key describes the request as they leave it).
+        :param cache: the exact cache; on by default (:class:`~costguard.ExactCache` in the
+            user cache dir); ``None`` turns caching off.
+        :param semantic: an opt-in :class:`~costguard.SemanticCache`, consulted after an exact
+            miss (needs the exact cache, which holds the answers).
         """
         if prices is None:
             self.prices = PriceTable.default()
@@ -65,9 +84,15 @@ class CostGuardClient:
                     f"{layer!r} is not a layer: it needs handle(call, call_next) and "
                     "ahandle(call, call_next) methods"
                 )
+        self.cache = ExactCache() if isinstance(cache, _Default) else cache
+        if semantic is not None and self.cache is None:
+            raise ConfigurationError("a semantic cache needs the exact cache (cache=None given)")
+        self.semantic = semantic
+        caching = () if self.cache is None else (CacheLayer(self.cache, semantic),)
         self.layers: tuple[Layer, ...] = (
             LedgerLayer(self.ledger, self.prices, strict_prices=strict_prices),
             *layers,
+            *caching,
         )
         self._handle = fold(self.layers, _send)
         self._ahandle = fold_async(self.layers, _asend)
@@ -83,18 +108,32 @@ class CostGuardClient:
         user: str | None = None,
         tenant: str | None = None,
         tags: Mapping[str, str] | None = None,
+        cache: str | None = None,
+        ttl: float | None = None,
     ) -> ScopeManager:
-        """Attribute the calls made inside to a feature, user, tenant and tags.
+        """Attribute the calls made inside to a feature, user, tenant and tags, and set how
+        they use the cache: ``cache="no-cache"`` (skip the lookup, still store),
+        ``"no-store"`` (look up, never store), ``"off"``, and ``ttl`` seconds for what they
+        store. The tenant is also the cache partition.
 
         Use as ``with guard.scope(...):``, ``async with``, or ``@guard.scope(...)`` on a function.
         """
         return ScopeManager(
-            Scope(feature, user, tenant, MappingProxyType(dict(tags)) if tags else Scope().tags)
+            Scope(
+                feature,
+                user,
+                tenant,
+                MappingProxyType(dict(tags)) if tags else Scope().tags,
+                cache,
+                check_ttl(ttl),
+            )
         )
 
     def close(self) -> None:
-        """Commit pending ledger rows and close the ledger."""
+        """Commit pending ledger rows and close the ledger and caches."""
         self.ledger.close()
+        if self.cache is not None:
+            self.cache.close()
 
     def __enter__(self) -> CostGuardClient:
         return self
@@ -160,7 +199,7 @@ def _stream_params(call: Call) -> Mapping[str, Any]:
 
 
 def _tapped(call: Call, stream: Any, install: Callable[[Any, StreamTap], None]) -> Outcome:
-    tap = StreamTap(call.operation.accumulator(call.params))
+    tap = StreamTap(call.operation.accumulator(call.params, call.collect))
     install(stream, tap)
     return Outcome(response=stream, stream=tap)
 

@@ -16,11 +16,16 @@ from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
 from typing import Any, TypeVar, cast
 
-__all__ = ["Scope", "ScopeManager", "current_scope"]
+__all__ = ["CACHE_MODES", "Scope", "ScopeManager", "current_scope"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _EMPTY_TAGS: Mapping[str, str] = MappingProxyType({})
+
+
+#: Cache controls a scope may set: ``no-cache`` skips the lookup but stores the answer,
+#: ``no-store`` looks up but never stores, ``off`` does neither.
+CACHE_MODES = frozenset({"default", "no-cache", "no-store", "off"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +34,8 @@ class Scope:
     user: str | None = None
     tenant: str | None = None
     tags: Mapping[str, str] = field(default_factory=lambda: _EMPTY_TAGS)
+    cache: str | None = None  # one of CACHE_MODES; None: inherit
+    cache_ttl: float | None = None  # seconds; None: inherit
 
     def merged(self, inner: Scope) -> Scope:
         """This scope with ``inner``'s values laid over it (tags merge, inner wins)."""
@@ -37,6 +44,8 @@ class Scope:
             user=inner.user if inner.user is not None else self.user,
             tenant=inner.tenant if inner.tenant is not None else self.tenant,
             tags=MappingProxyType({**self.tags, **inner.tags}) if inner.tags else self.tags,
+            cache=inner.cache if inner.cache is not None else self.cache,
+            cache_ttl=inner.cache_ttl if inner.cache_ttl is not None else self.cache_ttl,
         )
 
 
@@ -64,6 +73,11 @@ class ScopeManager:
         for key, value in scope.tags.items():
             if not isinstance(key, str) or not isinstance(value, str):
                 raise TypeError(f"scope tags must map str to str, got {key!r}: {value!r}")
+        if scope.cache is not None and scope.cache not in CACHE_MODES:
+            from ._errors import ConfigurationError
+
+            modes = ", ".join(sorted(CACHE_MODES))
+            raise ConfigurationError(f"scope cache={scope.cache!r} is not one of {modes}")
         self._scope = scope
         self._tokens: list[Token[Scope]] = []
 

@@ -49,7 +49,7 @@ class StreamTap:
             return
         reading = self._accumulator.result()
         self._final = Outcome(
-            response=None,
+            response=reading.final,  # the assembled answer when collected, else None
             usage=reading.usage,
             raw_usage=reading.raw_usage,
             served_model=reading.served_model,

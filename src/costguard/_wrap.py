@@ -59,7 +59,7 @@ def _install(guard: CostGuardClient, client: Any, provider: str, is_async: bool)
     key_hash, last4 = (
         guard.ledger.key_fingerprint(api_key) if isinstance(api_key, str) else (None, None)
     )
-    info = ClientInfo(provider, str(client.base_url), is_async, key_hash, last4)
+    info = ClientInfo(provider, str(client.base_url), is_async, key_hash, last4, client)
     for op in operations_for(provider):
         resource = client
         for attr in op.path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .cache import CacheLayer
 from .ledger import LedgerLayer
 
-__all__ = ["LedgerLayer"]
+__all__ = ["CacheLayer", "LedgerLayer"]

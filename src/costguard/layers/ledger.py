@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import fields
 from datetime import UTC, datetime
+from decimal import Decimal
 from types import MappingProxyType
 
 from .._call import Call, Outcome
@@ -24,6 +25,8 @@ from ..pricing import PriceTable, Rates, compute_cost
 __all__ = ["LedgerLayer"]
 
 _NO_USAGE = Usage()
+_ZERO = Decimal(0)
+_HITS = frozenset({"exact", "semantic"})
 _BASE_TIERS = frozenset({None, "default", "auto", "standard"})
 _RATE_FIELDS = tuple(f.name for f in fields(Rates))
 
@@ -134,6 +137,13 @@ class LedgerLayer:
             )
             cost, version = priced.usd, priced.version
             rates = self._rate_strings(priced.rates)
+        saved = outcome.saved_usd
+        if outcome.cache in _HITS:
+            # Nothing was bought: the row costs nothing and saves what the answer would cost
+            # today; its token columns stay zero (raw_usage keeps the stored answer's usage).
+            if cost is not None:
+                saved, cost = saved + cost, _ZERO
+            usage = None
         scope, client = call.scope, call.client
         error = outcome.error
         return CallRecord(
@@ -146,7 +156,7 @@ class LedgerLayer:
             usage=usage or _NO_USAGE,
             raw_usage=outcome.raw_usage,
             cost_usd=cost,
-            saved_usd=outcome.saved_usd,
+            saved_usd=saved,
             rates=rates,
             price_version=version,
             service_tier=tier,

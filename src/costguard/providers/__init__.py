@@ -8,7 +8,9 @@ watch a stream of it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,6 +36,7 @@ class Reading:
     raw_usage: Mapping[str, Any] | None = None
     served_model: str | None = None
     service_tier: str | None = None
+    final: Any = None  # a finished stream's answer as the plain SDK object, when collected
 
 
 class StreamAccumulator(Protocol):
@@ -41,7 +44,9 @@ class StreamAccumulator(Protocol):
         """Observe one stream item; return False to hide it from the user."""
         ...
 
-    def result(self) -> Reading: ...
+    def result(self) -> Reading:
+        """What the stream said about its cost (and, when collecting, its final answer)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +56,13 @@ class Operation:
     path: tuple[str, ...]
     method: str
     read: Callable[[Any], Reading]
-    accumulator: Callable[[Mapping[str, Any]], StreamAccumulator]
+    accumulator: Callable[[Mapping[str, Any], bool], StreamAccumulator]
     output_params: frozenset[str]
     noise_params: frozenset[str]
+    family: str  # operations whose answers are interchangeable (plain and streamed)
+    rebuild: Callable[[Mapping[str, Any]], Any]  # stored JSON -> the SDK's own object
+    cacheable: Callable[[Any], bool]  # False for refusals, filtered or unfinished answers
+    replay: Callable[[Any, Mapping[str, Any], Any, bool], Any] | None = None  # -> SDK stream
     output_limit_params: tuple[str, ...] = ()
     messages_param: str | None = None
     roles: frozenset[str] = frozenset()
@@ -84,3 +93,45 @@ def dump(model: Any) -> dict[str, Any] | None:
         return dict(model)
     result: dict[str, Any] = model.model_dump(mode="json", exclude_unset=True)
     return result
+
+
+def plain(data: Any) -> Any:
+    """``data`` without the SDK helpers' parsed-output fields, for a plain model type."""
+    if isinstance(data, dict):
+        return {k: plain(v) for k, v in data.items() if k not in ("parsed", "parsed_output")}
+    if isinstance(data, list):
+        return [plain(v) for v in data]
+    return data
+
+
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def sse(events: Iterable[tuple[str | None, Mapping[str, Any]]], *, done: bool = False) -> bytes:
+    """Server-sent events as the APIs send them: ``event:`` (if named) and ``data:`` lines."""
+    parts = []
+    for name, data in events:
+        head = f"event: {name}\n" if name else ""
+        parts.append(f"{head}data: {_encode(data)}\n\n")
+    if done:
+        parts.append("data: [DONE]\n\n")
+    return "".join(parts).encode()
+
+
+def sdk_stream(client: Any, stream_cls: Any, cast_to: Any, body: bytes) -> Any:
+    """A real SDK stream object reading ``body`` (SSE bytes) through the SDK's own parser."""
+    import httpx2
+
+    request = httpx2.Request("POST", str(client.base_url))
+    response = httpx2.Response(
+        200, headers={"content-type": "text/event-stream"}, content=body, request=request
+    )
+    return stream_cls(cast_to=cast_to, response=response, client=client)
+
+
+def pieces(text: str) -> list[str]:
+    """``text`` cut where a live stream would cut it: roughly a word per piece."""
+    return _PIECE.findall(text) or [text]
+
+
+_PIECE = re.compile(r"\s*\S+\s*?(?=\s|$)|\s+$", re.S)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from .._normalise import (
@@ -11,7 +12,7 @@ from .._normalise import (
     usage_from_openai_responses,
 )
 from .._usage import Usage
-from . import REQUEST_OPTIONS, Operation, Reading, dump
+from . import REQUEST_OPTIONS, Operation, Reading, dump, pieces, plain, sdk_stream, sse
 
 __all__ = ["OPERATIONS"]
 
@@ -54,15 +55,23 @@ _read_response = _reader(usage_from_openai_responses)
 class _ChatStream:
     """Watches a chat stream; hides the usage-only chunk when costguard asked for it."""
 
-    __slots__ = ("_hide_usage", "model", "tier", "usage")
+    __slots__ = ("_hide_usage", "_state", "model", "tier", "usage")
 
-    def __init__(self, params: Mapping[str, Any]) -> None:
+    def __init__(self, params: Mapping[str, Any], collect: bool = False) -> None:
         self._hide_usage = not _asked_for_usage(params)
         self.model: str | None = None
         self.tier: str | None = None
         self.usage: Any = None
+        self._state: Any = None
+        if collect:
+            from openai.lib.streaming.chat._completions import ChatCompletionStreamState
+
+            self._state = ChatCompletionStreamState()
 
     def feed(self, chunk: Any) -> bool:
+        if self._state is not None:
+            for _ in self._state.handle_chunk(chunk):
+                pass
         if self.model is None:
             self.model = chunk.model
         if chunk.service_tier is not None:
@@ -73,11 +82,20 @@ class _ChatStream:
         return True
 
     def result(self) -> Reading:
+        final = None
+        if self._state is not None and self.model is not None:
+            try:
+                completion = self._state.get_final_completion()
+            except Exception:  # an unfinished stream has no final answer to keep
+                completion = None
+            if completion is not None:
+                final = _rebuild_chat(completion.model_dump(mode="json", exclude_unset=True))
         return Reading(
             usage=usage_from_openai_chat(self.usage) if self.usage is not None else None,
             raw_usage=dump(self.usage),
             served_model=self.model,
             service_tier=self.tier,
+            final=final,
         )
 
 
@@ -99,22 +117,156 @@ def _with_stream_usage(params: Mapping[str, Any]) -> Mapping[str, Any]:
     return {**params, "stream_options": merged}
 
 
+def _rebuild_chat(data: Mapping[str, Any]) -> Any:
+    from openai.types.chat import ChatCompletion
+
+    return ChatCompletion.construct(**plain(dict(data)))
+
+
+def _chat_cacheable(completion: Any) -> bool:
+    return all(
+        choice.finish_reason != "content_filter" and not choice.message.refusal
+        for choice in completion.choices
+    )
+
+
+def _replay_chat(completion: Any, params: Mapping[str, Any], client: Any, is_async: bool) -> Any:
+    """A live-looking chunk stream of ``completion``, ending with usage if it was asked for."""
+    import openai
+    from openai.types.chat import ChatCompletionChunk
+
+    with_usage = _asked_for_usage(params)
+    head = {
+        "id": completion.id,
+        "object": "chat.completion.chunk",
+        "created": completion.created,
+        "model": completion.model,
+        "service_tier": completion.service_tier,
+        "system_fingerprint": completion.system_fingerprint,
+    }
+    if with_usage:
+        head["usage"] = None
+
+    def chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        choice = {"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}
+        return {**head, "choices": [choice]}
+
+    events: list[tuple[str | None, Mapping[str, Any]]] = []
+    for choice in completion.choices:
+        message, i = choice.message, choice.index
+        events.append((None, chunk(i, {"role": "assistant", "content": "", "refusal": None})))
+        for piece in pieces(message.content) if message.content else []:
+            events.append((None, chunk(i, {"content": piece})))
+        for n, call in enumerate(message.tool_calls or []):
+            opening = {"index": n, "id": call.id, "type": call.type}
+            opening["function"] = {"name": call.function.name, "arguments": ""}
+            events.append((None, chunk(i, {"tool_calls": [opening]})))
+            for piece in pieces(call.function.arguments):
+                args = {"index": n, "function": {"arguments": piece}}
+                events.append((None, chunk(i, {"tool_calls": [args]})))
+        events.append((None, chunk(i, {}, choice.finish_reason)))
+    if with_usage and completion.usage is not None:
+        usage = completion.usage.model_dump(mode="json", exclude_unset=True)
+        events.append((None, {**head, "choices": [], "usage": usage}))
+    stream_cls = openai.AsyncStream if is_async else openai.Stream
+    return sdk_stream(client, stream_cls, ChatCompletionChunk, sse(events, done=True))
+
+
+def _rebuild_response(data: Mapping[str, Any]) -> Any:
+    from openai.types.responses import Response
+
+    return Response.construct(**plain(dict(data)))
+
+
+def _response_cacheable(response: Any) -> bool:
+    if response.status != "completed":
+        return False
+    for item in response.output:
+        for part in getattr(item, "content", None) or []:
+            if getattr(part, "type", None) == "refusal":
+                return False
+    return True
+
+
 _FINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
 class _ResponsesStream:
-    __slots__ = ("reading",)
+    __slots__ = ("final", "reading")
 
-    def __init__(self, params: Mapping[str, Any]) -> None:
+    def __init__(self, params: Mapping[str, Any], collect: bool = False) -> None:
         self.reading = Reading(served_model=params.get("model"))
+        self.final: Any = None
 
     def feed(self, event: Any) -> bool:
         if event.type in _FINAL_RESPONSE_EVENTS:
             self.reading = _read_response(event.response)
+            self.final = event.response
         return True
 
     def result(self) -> Reading:
-        return self.reading
+        if self.final is None:
+            return self.reading
+        final = _rebuild_response(self.final.model_dump(mode="json", exclude_unset=True))
+        return replace(self.reading, final=final)
+
+
+def _replay_response(response: Any, params: Mapping[str, Any], client: Any, is_async: bool) -> Any:
+    """The Responses API's event sequence for ``response``, ending with response.completed."""
+    import openai
+    from openai.types.responses import ResponseStreamEvent
+
+    full = response.model_dump(mode="json", exclude_unset=True)
+    events: list[tuple[str | None, Mapping[str, Any]]] = []
+
+    def emit(kind: str, **fields: Any) -> None:
+        events.append((kind, {"type": kind, "sequence_number": len(events), **fields}))
+
+    opening = {**full, "status": "in_progress", "output": [], "usage": None}
+    emit("response.created", response=opening)
+    emit("response.in_progress", response=opening)
+    for index, item in enumerate(full.get("output", [])):
+        emit("response.output_item.added", output_index=index, item=_opened(item))
+        item_id = item.get("id")
+        if item.get("type") == "function_call":
+            for piece in pieces(item.get("arguments", "")):
+                emit(
+                    "response.function_call_arguments.delta",
+                    item_id=item_id,
+                    output_index=index,
+                    delta=piece,
+                )
+            emit(
+                "response.function_call_arguments.done",
+                item_id=item_id,
+                output_index=index,
+                arguments=item.get("arguments", ""),
+            )
+        for part_index, part in enumerate(item.get("content") or []):
+            where = {"item_id": item_id, "output_index": index, "content_index": part_index}
+            if part.get("type") != "output_text":
+                emit("response.content_part.added", **where, part=part)
+                emit("response.content_part.done", **where, part=part)
+                continue
+            emit("response.content_part.added", **where, part={**part, "text": ""})
+            for piece in pieces(part.get("text", "")):
+                emit("response.output_text.delta", **where, delta=piece, logprobs=[])
+            emit("response.output_text.done", **where, text=part.get("text", ""), logprobs=[])
+            emit("response.content_part.done", **where, part=part)
+        emit("response.output_item.done", output_index=index, item=item)
+    emit("response.completed", response=full)
+    stream_cls = openai.AsyncStream if is_async else openai.Stream
+    return sdk_stream(client, stream_cls, ResponseStreamEvent, sse(events))
+
+
+def _opened(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An output item as announced before its content streams in."""
+    opened = {**item, "status": "in_progress"}
+    if "content" in opened:
+        opened["content"] = []
+    if opened.get("type") == "function_call":
+        opened["arguments"] = ""
+    return opened
 
 
 def _read_embeddings(response: Any) -> Reading:
@@ -126,8 +278,14 @@ def _read_embeddings(response: Any) -> Reading:
     )
 
 
+def _rebuild_embeddings(data: Mapping[str, Any]) -> Any:
+    from openai.types import CreateEmbeddingResponse
+
+    return CreateEmbeddingResponse.construct(**dict(data))
+
+
 class _NoStream:
-    def __init__(self, params: Mapping[str, Any]) -> None:
+    def __init__(self, params: Mapping[str, Any], collect: bool = False) -> None:
         raise TypeError("embeddings are never streamed")
 
     def feed(self, item: Any) -> bool:  # pragma: no cover - never constructed
@@ -143,6 +301,10 @@ OPERATIONS: tuple[Operation, ...] = (
         name="chat.completions.create",
         path=("chat", "completions"),
         method="create",
+        family="openai.chat",
+        rebuild=_rebuild_chat,
+        cacheable=_chat_cacheable,
+        replay=_replay_chat,
         read=_read_chat,
         accumulator=_ChatStream,
         prepare_stream=_with_stream_usage,
@@ -188,6 +350,10 @@ OPERATIONS: tuple[Operation, ...] = (
         name="responses.create",
         path=("responses",),
         method="create",
+        family="openai.responses",
+        rebuild=_rebuild_response,
+        cacheable=_response_cacheable,
+        replay=_replay_response,
         read=_read_response,
         accumulator=_ResponsesStream,
         output_limit_params=("max_output_tokens",),
@@ -229,6 +395,9 @@ OPERATIONS: tuple[Operation, ...] = (
         name="embeddings.create",
         path=("embeddings",),
         method="create",
+        family="openai.embeddings",
+        rebuild=_rebuild_embeddings,
+        cacheable=lambda response: True,
         read=_read_embeddings,
         accumulator=_NoStream,
         noise_params=frozenset({"user"}) | REQUEST_OPTIONS,

@@ -1,0 +1,288 @@
+"""The cache layer: answer from the exact cache (then the semantic one), else ask and keep.
+
+It runs inside every other layer, just before the SDK, so its key describes the request as it
+will really be sent (after routing, capping and any layer of yours), and it computes that key
+once per call and stores under the same key.
+
+What it never stores: errors, refusals and content-filtered answers, streams that did not
+finish (the caller stopped reading early, or the stream failed), raw HTTP responses. A hit is
+the SDK's own object rebuilt from stored JSON, or, for a streamed request, a real SDK stream
+replaying it; plain and streamed requests share entries.
+
+Partitions are hard walls: the scope's tenant, else a keyed hash of the client's API key, so
+two API keys never share entries (unless ``ExactCache(share_across_keys=True)``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .._call import Call, Outcome
+from .._chain import AsyncHandler, Handler
+from .._errors import CostGuardWarning
+from ..cache._keys import cache_key, canonical
+
+if TYPE_CHECKING:
+    from ..cache._exact import ExactCache
+    from ..cache._semantic import SemanticCache
+
+__all__ = ["CacheLayer", "partition_tag"]
+
+_RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    key: str
+    tag: str
+    ttl: float | None
+    lookup: bool
+    store: bool
+    semantic: tuple[str, str] | None  # (partition, last user text) when eligible
+
+
+def partition_tag(tenant: str | None, api_key_hash: str | None, *, share_across_keys: bool) -> str:
+    """The cache partition: ``t:<tenant>``, else ``k:<keyed hash of the API key>``."""
+    if tenant is not None:
+        return f"t:{tenant}"
+    if share_across_keys or api_key_hash is None:
+        return "shared"
+    return f"k:{api_key_hash}"
+
+
+class CacheLayer:
+    def __init__(
+        self,
+        exact: ExactCache,
+        semantic: SemanticCache | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.exact = exact
+        self.semantic = semantic
+        self._clock = clock
+
+    # -- the two drivers -----------------------------------------------------------------
+
+    def handle(self, call: Call, call_next: Handler) -> Outcome:
+        plan = self._plan(call)
+        if plan is None:
+            return call_next(call)
+        if plan.lookup:
+            hit = self._serve(call, plan.key, self.exact.get(plan.key), "exact")
+            if hit is None and plan.semantic is not None and self.semantic is not None:
+                partition, text = plan.semantic
+                found = self.semantic.lookup(plan.tag, partition, text, now=self._clock())
+                if found is not None:
+                    hit = self._serve(call, found, self.exact.get(found), "semantic", plan)
+            if hit is not None:
+                return hit
+        outcome = call_next(call.replace(collect=True) if plan.store and call.stream else call)
+        if plan.store:
+            self._keep(call, plan, outcome, self._store)
+        return outcome
+
+    async def ahandle(self, call: Call, call_next: AsyncHandler) -> Outcome:
+        import asyncio  # loaded already wherever this runs; kept out of `import costguard`
+
+        plan = self._plan(call)
+        if plan is None:
+            return await call_next(call)
+        if plan.lookup:
+            entry = await asyncio.to_thread(self.exact.get, plan.key)
+            hit = self._serve(call, plan.key, entry, "exact")
+            if hit is None and plan.semantic is not None and self.semantic is not None:
+                partition, text = plan.semantic
+                found = await self.semantic.alookup(plan.tag, partition, text, now=self._clock())
+                if found is not None:
+                    entry = await asyncio.to_thread(self.exact.get, found)
+                    hit = self._serve(call, found, entry, "semantic", plan)
+            if hit is not None:
+                return hit
+        outcome = await call_next(
+            call.replace(collect=True) if plan.store and call.stream else call
+        )
+        if plan.store:
+            if outcome.stream is None:
+                await asyncio.to_thread(self._keep, call, plan, outcome, self._store)
+            else:  # stored when the stream ends, off the event loop
+                self._keep(call, plan, outcome, self._store_off_loop)
+        return outcome
+
+    # -- decisions shared by both drivers ------------------------------------------------
+
+    def _plan(self, call: Call) -> _Plan | None:
+        mode = call.scope.cache or "default"
+        if mode == "off" or _raw_response(call):
+            return None
+        tag = partition_tag(
+            call.scope.tenant,
+            call.client.api_key_hash,
+            share_across_keys=self.exact.share_across_keys,
+        )
+        try:
+            key = cache_key(call, tag)
+        except TypeError:  # something the key cannot describe: do not guess
+            return None
+        return _Plan(
+            key=key,
+            tag=tag,
+            ttl=call.scope.cache_ttl or self.exact.ttl,
+            lookup=mode != "no-cache",
+            store=mode != "no-store",
+            semantic=_semantic_query(call, tag) if self.semantic is not None else None,
+        )
+
+    def _serve(
+        self,
+        call: Call,
+        key: str,
+        entry: Mapping[str, Any] | None,
+        kind: str,
+        plan: _Plan | None = None,
+    ) -> Outcome | None:
+        if entry is None:
+            if kind == "semantic" and plan is not None and plan.semantic is not None:
+                assert self.semantic is not None
+                self.semantic.forget(plan.tag, plan.semantic[0], key)  # its exact entry is gone
+            return None
+        op = call.operation
+        try:
+            if entry.get("family") != op.family:
+                raise ValueError(f"entry of family {entry.get('family')!r}")
+            answer = op.rebuild(entry["object"])
+            reading = op.read(answer)
+            response = answer
+            if call.stream:
+                assert op.replay is not None
+                response = op.replay(answer, call.params, call.client.sdk, call.client.is_async)
+        except Exception as exc:
+            warnings.warn(
+                f"costguard ignored an unusable cache entry: {exc!r}",
+                CostGuardWarning,
+                stacklevel=2,
+            )
+            return None
+        return Outcome(
+            response=response,
+            usage=reading.usage,
+            raw_usage=reading.raw_usage,
+            served_model=reading.served_model,
+            service_tier=reading.service_tier,
+            cache=kind,
+        )
+
+    def _keep(
+        self,
+        call: Call,
+        plan: _Plan,
+        outcome: Outcome,
+        store: Callable[[Call, _Plan, Any], None],
+    ) -> None:
+        if outcome.stream is not None:
+            outcome.stream.on_finish(
+                lambda final: store(call, plan, final.response) if final.status == "ok" else None
+            )
+        elif outcome.status == "ok" and outcome.cache == "miss":
+            store(call, plan, outcome.response)
+
+    def _store_off_loop(self, call: Call, plan: _Plan, answer: Any) -> None:
+        import asyncio
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._store(call, plan, answer)
+        else:
+            loop.run_in_executor(None, self._store, call, plan, answer)
+
+    def _store(self, call: Call, plan: _Plan, answer: Any) -> None:
+        op = call.operation
+        if answer is None or not op.cacheable(answer):
+            return
+        entry = {
+            "family": op.family,
+            "object": answer.model_dump(mode="json", exclude_unset=True),
+        }
+        self.exact.set(plan.key, entry, tag=plan.tag, ttl=plan.ttl)
+        if plan.semantic is not None and self.semantic is not None and not _truncated(answer):
+            partition, text = plan.semantic
+            expires = None if plan.ttl is None else self._clock() + plan.ttl
+            try:
+                self.semantic.add(plan.tag, partition, text, plan.key, expires_at=expires)
+            except Exception as exc:  # a cache failure never fails a call
+                warnings.warn(
+                    f"costguard could not index an answer: {exc!r}", CostGuardWarning, stacklevel=2
+                )
+
+
+def _raw_response(call: Call) -> bool:
+    headers = call.params.get("extra_headers")
+    return isinstance(headers, Mapping) and _RAW_RESPONSE_HEADER in headers
+
+
+def _truncated(answer: Any) -> bool:
+    """Cut off by the output limit: fine to replay for the same limit, not for a look-alike."""
+    if any(choice.finish_reason == "length" for choice in getattr(answer, "choices", None) or []):
+        return True
+    return getattr(answer, "stop_reason", None) == "max_tokens"
+
+
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _semantic_query(call: Call, tag: str) -> tuple[str, str] | None:
+    """(partition, last user text) when a call may use the semantic cache, else None.
+
+    The partition hard-filters candidates: the tenant, provider, base URL, model, every other
+    output-affecting parameter, the system prompt and the conversation before the last user
+    turn. Only a single-turn conversation whose last turn is plain user text qualifies.
+    """
+    op = call.operation
+    name = op.messages_param
+    if name is None:
+        return None
+    messages = canonical(call.params.get(name))
+    if isinstance(messages, str):
+        prefix: list[Any] = []
+        text: str | None = messages
+    elif isinstance(messages, list) and messages:
+        *prefix, last = messages
+        text = _user_text(last)
+    else:
+        return None
+    if text is None or any(m.get("role") not in ("system", "developer") for m in prefix):
+        return None  # multi-turn, or not a plain user question
+    rest = {
+        k: canonical(v)
+        for k, v in call.params.items()
+        if k in op.output_params and k != name and type(v).__name__ not in ("Omit", "NotGiven")
+    }
+    material = {
+        "tag": tag,
+        "provider": op.provider,
+        "base_url": call.client.base_url,
+        "family": op.family,
+        "params": rest,
+        "prefix": prefix,
+    }
+    return hashlib.sha256(_encode(material).encode()).hexdigest()[:32], text
+
+
+def _user_text(message: Any) -> str | None:
+    if not isinstance(message, dict) or message.get("role") != "user":
+        return None
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(
+        isinstance(p, dict) and p.get("type") in ("text", "input_text") for p in content
+    ):
+        return "\n".join(str(p.get("text", "")) for p in content)
+    return None
