@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._call import Call, ClientInfo, Outcome
 from ._chain import AsyncHandler, Handler, Layer
 from ._client import CostGuardClient, wrap
@@ -23,8 +25,12 @@ from ._estimate import estimate_cost
 from ._scope import Scope, ScopeManager, current_scope
 from ._tokens import acount_tokens_via_provider, count_tokens, count_tokens_via_provider
 from ._usage import Usage
+from .cache import ExactCache
 from .ledger import CallRecord, Ledger, SummaryRow
 from .pricing import Cost, ModelPrice, PriceTable, Rates
+
+if TYPE_CHECKING:
+    from .cache import Embedder, FakeEmbedder, OpenAIEmbedder, SemanticCache
 
 __all__ = [
     "AsyncHandler",
@@ -36,18 +42,23 @@ __all__ = [
     "CostGuardClient",
     "CostGuardError",
     "CostGuardWarning",
+    "Embedder",
+    "ExactCache",
+    "FakeEmbedder",
     "Handler",
     "InvalidRequestError",
     "Layer",
     "Ledger",
     "LedgerError",
     "ModelPrice",
+    "OpenAIEmbedder",
     "Outcome",
     "PriceTable",
     "PricingError",
     "Rates",
     "Scope",
     "ScopeManager",
+    "SemanticCache",
     "SummaryRow",
     "UnknownModelPriceError",
     "Usage",
@@ -58,3 +69,14 @@ __all__ = [
     "estimate_cost",
     "wrap",
 ]
+
+_SEMANTIC = frozenset({"Embedder", "FakeEmbedder", "OpenAIEmbedder", "SemanticCache"})
+
+
+def __getattr__(name: str) -> Any:
+    # The semantic cache needs numpy: load it on first use, not at `import costguard`.
+    if name in _SEMANTIC:
+        from . import cache
+
+        return getattr(cache, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,6 +28,7 @@ class ClientInfo:
     api_key_hash: str | None = None
     api_key_last4: str | None = None
     sdk: Any = field(default=None, compare=False, repr=False)  # the wrapped client itself
+    cache_partition: str | None = None  # the exact cache's partition for this API key
 
 
 @dataclass(frozen=True, slots=True)

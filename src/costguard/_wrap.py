@@ -56,10 +56,12 @@ def wrap_client(guard: CostGuardClient, client: Any) -> Any:
 
 def _install(guard: CostGuardClient, client: Any, provider: str, is_async: bool) -> None:
     api_key = getattr(client, "api_key", None)
-    key_hash, last4 = (
-        guard.ledger.key_fingerprint(api_key) if isinstance(api_key, str) else (None, None)
-    )
-    info = ClientInfo(provider, str(client.base_url), is_async, key_hash, last4, client)
+    key_hash = last4 = partition = None
+    if isinstance(api_key, str):
+        key_hash, last4 = guard.ledger.key_fingerprint(api_key)
+        if guard.cache is not None:
+            partition = guard.cache.partition_for_key(api_key)
+    info = ClientInfo(provider, str(client.base_url), is_async, key_hash, last4, client, partition)
     for op in operations_for(provider):
         resource = client
         for attr in op.path:

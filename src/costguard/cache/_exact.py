@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import hmac
 import json
 import math
 import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -102,6 +105,7 @@ class ExactCache:
         self._clock = clock
         self._lock = threading.Lock()
         self._store: Any = None  # a diskcache.Cache once opened
+        self._key_secret: bytes | None = None
         self._broken = False
 
     @property
@@ -132,6 +136,34 @@ class ExactCache:
                         f"costguard's cache at {self.directory} is unusable, caching is off: {exc}"
                     )
         return self._store
+
+    def partition_for_key(self, api_key: str) -> str | None:
+        """The partition of a client with ``api_key`` and no tenant: ``k:`` and a keyed hash
+        (HMAC-SHA256 with a random secret kept owner-only in the cache directory, so every
+        process using this cache agrees, and the key itself is never stored)."""
+        secret = self._secret()
+        if secret is None:
+            return None
+        return "k:" + hmac.new(secret, api_key.encode(), hashlib.sha256).hexdigest()[:24]
+
+    def _secret(self) -> bytes | None:
+        if self._key_secret is None and self._open() is not None:
+            path = self.directory / "partition.secret"
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            except OSError:
+                return None
+            else:
+                with os.fdopen(fd, "w") as file:
+                    file.write(secrets.token_hex(32))
+            try:
+                text = path.read_text().strip()
+                self._key_secret = bytes.fromhex(text) if len(text) == 64 else None
+            except (OSError, ValueError):
+                return None
+        return self._key_secret
 
     def get(self, key: str) -> Entry | None:
         """The live entry under ``key``, or None (missing, expired, or unreadable)."""

@@ -47,13 +47,13 @@ class _Plan:
     semantic: tuple[str, str] | None  # (partition, last user text) when eligible
 
 
-def partition_tag(tenant: str | None, api_key_hash: str | None, *, share_across_keys: bool) -> str:
-    """The cache partition: ``t:<tenant>``, else ``k:<keyed hash of the API key>``."""
+def partition_tag(tenant: str | None, key_partition: str | None, *, share_across_keys: bool) -> str:
+    """The cache partition: ``t:<tenant>``, else the client's ``k:<keyed hash of its key>``."""
     if tenant is not None:
         return f"t:{tenant}"
-    if share_across_keys or api_key_hash is None:
+    if share_across_keys or key_partition is None:
         return "shared"
-    return f"k:{api_key_hash}"
+    return key_partition
 
 
 class CacheLayer:
@@ -123,7 +123,7 @@ class CacheLayer:
             return None
         tag = partition_tag(
             call.scope.tenant,
-            call.client.api_key_hash,
+            call.client.cache_partition,
             share_across_keys=self.exact.share_across_keys,
         )
         try:
