@@ -91,6 +91,13 @@ def _import_cost(module: str, runs: int = 7) -> tuple[float, float]:
     return ms, statistics.median(s[1] for s in samples) / 2**20
 
 
+def _table(title: str, rows: list[tuple[str, float, float]]) -> None:
+    print(title)
+    print(f"{'case':<18}{'raw µs':>10}{'guarded µs':>12}{'ratio':>8}")
+    for name, r, g in rows:
+        print(f"{name:<18}{r:>10.1f}{g:>12.1f}{g / r:>8.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=2000)
@@ -100,23 +107,38 @@ def main() -> None:
     from costguard.testing import FakeProvider
 
     rows: list[tuple[str, float, float]] = []
+    hits: list[tuple[str, float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        guard = costguard.CostGuardClient(ledger=Path(tmp) / "bench.db")
+        guard = costguard.CostGuardClient(ledger=Path(tmp) / "bench.db", cache=None)
+        cached = costguard.CostGuardClient(
+            ledger=Path(tmp) / "hits.db", cache=costguard.ExactCache(Path(tmp) / "cache")
+        )
         fake = FakeProvider()
         for provider in ("openai", "anthropic"):
             raw = getattr(fake, provider)()
-            r, g = _measure(args.calls, *_sync_pair(raw, guard.wrap(raw), provider))
-            rows.append((f"{provider} sync", r, g))
-
+            rows.append(
+                (
+                    f"{provider} sync",
+                    *_measure(args.calls, *_sync_pair(raw, guard.wrap(raw), provider)),
+                )
+            )
+            hits.append(
+                (
+                    f"{provider} sync",
+                    *_measure(args.calls, *_sync_pair(raw, cached.wrap(raw), provider)),
+                )
+            )
             araw = getattr(fake, f"async_{provider}")()
-            r, g = asyncio.run(_ameasure(args.calls, *_sync_pair(araw, guard.wrap(araw), provider)))
-            rows.append((f"{provider} async", r, g))
+            for target, client in ((rows, guard.wrap(araw)), (hits, cached.wrap(araw))):
+                pair = _sync_pair(araw, client, provider)
+                target.append((f"{provider} async", *asyncio.run(_ameasure(args.calls, *pair))))
         guard.close()
+        cached.close()
 
-    print(f"guarded call (ledger layer only) vs raw SDK call, median of {args.calls} interleaved")
-    print(f"{'case':<18}{'raw µs':>10}{'guarded µs':>12}{'ratio':>8}")
-    for name, r, g in rows:
-        print(f"{name:<18}{r:>10.1f}{g:>12.1f}{g / r:>8.3f}")
+    _table(f"guarded call (ledger layer, cache off) vs raw SDK call, median of {args.calls}", rows)
+    print("target: ratio <= 1.15\n")
+    _table("exact-cache hit (ledger on) vs raw SDK call on the same fake transport", hits)
+    print("target: ratio <= 0.5")
     t_cg, m_cg = _import_cost("costguard")
     t_oa, m_oa = _import_cost("openai")
     print(f"\n{'import':<18}{'ms':>10}{'MiB':>12}")

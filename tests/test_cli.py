@@ -106,3 +106,37 @@ def test_prices_search_and_unknown_model(capsys: pytest.CaptureFixture[str]) -> 
     assert "claude-haiku-4-5" in capsys.readouterr().out
     assert main(["prices", "no-such-model"]) == 2
     assert "no price for model 'no-such-model'" in capsys.readouterr().err
+
+
+def test_report_shows_cache_hit_rate_and_savings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`report` states how many calls the cache answered and what that saved."""
+    path = tmp_path / "l.db"
+    with costguard.CostGuardClient(ledger=path) as guard:
+        client = guard.wrap(FakeProvider().openai())
+        for _ in range(4):
+            client.chat.completions.create(model="gpt-4o", messages=HI)
+    assert main(["report", "--ledger", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "cache: 3 of 4 calls answered from the cache (75%), saved $" in out
+
+
+def test_cache_stats_and_clear_by_tenant(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cache stats` counts entries; `cache clear --tenant` removes only that tenant's."""
+    directory = tmp_path / "cache"
+    with costguard.CostGuardClient(
+        ledger=tmp_path / "l.db", cache=costguard.ExactCache(directory)
+    ) as guard:
+        client = guard.wrap(FakeProvider().openai())
+        for tenant in ("acme", "globex"):
+            with guard.scope(tenant=tenant):
+                client.chat.completions.create(model="gpt-4o-mini", messages=HI)
+    assert main(["cache", "stats", "--dir", str(directory), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["entries"] == 2
+    assert main(["cache", "clear", "--dir", str(directory), "--tenant", "acme"]) == 0
+    assert "removed 1 cache entries of tenant 'acme'" in capsys.readouterr().out
+    assert main(["cache", "stats", "--dir", str(directory)]) == 0
+    assert "entries: 1" in capsys.readouterr().out

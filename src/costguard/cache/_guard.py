@@ -116,8 +116,17 @@ _UNITS: dict[str, tuple[str, ...]] = {
     "tsp": ("tsp", "teaspoon", "teaspoons"),
     "pt": ("pint", "pints"),
     "qt": ("quart", "quarts"),
-    "degC": ("°c", "celsius", "centigrade"),
-    "degF": ("°f", "fahrenheit"),
+    "degC": (
+        "°c",
+        "celsius",
+        "centigrade",
+        "degrees celsius",
+        "degree celsius",
+        "degrees centigrade",
+        "deg c",
+        "degrees c",
+    ),
+    "degF": ("°f", "fahrenheit", "degrees fahrenheit", "degree fahrenheit", "deg f", "degrees f"),
     "K": ("kelvin", "kelvins"),
     "deg": ("°", "degree", "degrees", "deg"),
     "rad": ("rad", "radian", "radians"),
@@ -153,7 +162,6 @@ _UNITS: dict[str, tuple[str, ...]] = {
     "acre": ("acre", "acres"),
     "ha": ("hectare", "hectares"),
     "%": ("%", "percent", "per cent", "percentage"),
-    "x": ("x", "times"),
     "k": ("k",),
     "USD": ("$", "usd", "dollar", "dollars", "buck", "bucks"),
     "EUR": ("€", "eur", "euro", "euros"),
@@ -168,11 +176,15 @@ _UNITS: dict[str, tuple[str, ...]] = {
     "ETH": ("eth", "ether"),
 }
 _UNIT_OF = {spelling: unit for unit, spellings in _UNITS.items() for spelling in spellings}
+# Singular time words are everyday speech ("what year", "one day"): units only after a number
+# or a rate word ("per hour", "a day", "each week").
+_TIME_SINGULARS = ("minute", "hour", "day", "week", "month", "year", "decade", "century")
 # Spellings that are ordinary words or single letters: units only after a number.
 _AMBIGUOUS_UNITS = frozenset(
     {
         "ton",
         "tons",
+        *_TIME_SINGULARS,
         "m",
         "mi",
         "ft",
@@ -695,6 +707,7 @@ _QUOTED = re.compile(
     r"|\u2018([^\u2019\n]{1,500})\u2019|(?<![\w'])'([^'\n]{1,500}?)'(?![\w'])"
 )
 _SNAKE = re.compile(r"\b[A-Za-z_][A-Za-z0-9]*_[A-Za-z0-9_]*[A-Za-z0-9]\b|\b__\w+__\b")
+_FLAG = re.compile(r"(?<![\w-])--?[A-Za-z][\w-]*")
 _CAMEL = re.compile(r"\b[a-z]+[A-Z][A-Za-z0-9]*\b|\b[A-Z][a-z0-9]+[A-Z][A-Za-z0-9]*\b")
 _DOTTED = re.compile(r"\b[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)+(?:\(\))?")
 _CALL = re.compile(r"\b([A-Za-z_]\w*)\(")
@@ -703,10 +716,14 @@ _WORD = re.compile(r"[^\W\d_](?:[\w'\u2019-]*\w)?")
 _TOKEN = re.compile(r"[\w'\u2019]+(?:[.\-+#/][\w'\u2019]+)*[+#]*")
 _NEGATION_SUFFIX = re.compile(r"\b\w+n['\u2019]t\b", re.I)
 _NON_PREFIX = re.compile(r"\bnon-\w", re.I)
+_NEGATING_PREFIX = re.compile(r"^(?:un|in|im|il|ir|dis|non-?)(?=\w{3})")
+_RATE = re.compile(rf"\b(?:per|a|an|each|every)\s+({'|'.join(_TIME_SINGULARS)})\b", re.I)
 _POSSESSIVE = re.compile(r"['\u2019]s?$")
 
 _UNIT_ALTERNATIVES = "|".join(
-    re.escape(s) for s in sorted(_UNIT_OF, key=len, reverse=True) if s not in _CURRENCY_SYMBOLS
+    re.escape(s).replace(r"\ ", r"\s+")
+    for s in sorted(_UNIT_OF, key=len, reverse=True)
+    if s not in _CURRENCY_SYMBOLS
 )
 _NW = "|".join(  # number, multiplier and ordinal words
     sorted([*_NUMBER_WORDS, *_MULTIPLIERS, *_ORDINAL_WORDS], key=len, reverse=True)
@@ -754,6 +771,7 @@ _NUMERIC = re.compile(
     (?:\s?(?P<unit>(?:{_UNIT_ALTERNATIVES})(?![\w/])|%|°[cf]?))?
     | (?P<op>
         (?<=[\s\d(])[+*/\u00d7÷^=<>≤≥](?=[\s\d(.])
+      | (?<=\d)\s?x(?=\s?\d)
       | (?<=[\s(])-\s?(?=[\d.(])
       | (?<=\d)\s?-(?=\s?[\d.(])
       | \b(?:{_OPERATOR_ALTERNATIVES})\b
@@ -841,7 +859,7 @@ def _numbers(text: str) -> tuple[list[str], list[str], bool, list[str]]:
         if match.group("cur"):
             canonical = _CURRENCY_SYMBOLS[match.group("cur")]
         elif unit:
-            canonical = _UNIT_OF.get(unit.lower(), unit.lower())
+            canonical = _UNIT_OF.get(_unit_key(unit), _unit_key(unit))
         if ordinal:
             canonical = "th"
         item = f"{_format(value)} {canonical}".strip()
@@ -849,6 +867,10 @@ def _numbers(text: str) -> tuple[list[str], list[str], bool, list[str]]:
         sequence.append(item)
         values.append(_format(value))
     return sorted(numbers), sequence, has_operator, sorted(values)
+
+
+def _unit_key(spelling: str) -> str:
+    return " ".join(spelling.lower().split())
 
 
 def _strip_possessive(word: str) -> str:
@@ -871,6 +893,7 @@ def _details(text: str) -> _Details:
         *(m.group(0) for m in _SNAKE.finditer(prose)),
         *(m.group(0) for m in _CAMEL.finditer(prose)),
         *(m.group(1) for m in _CALL.finditer(prose)),
+        *(m.group(0) for m in _FLAG.finditer(prose)),
     }
     for m in _DOTTED.finditer(prose):
         name = m.group(0).removesuffix("()")
@@ -886,14 +909,20 @@ def _details(text: str) -> _Details:
         | frozenset(t.lower().rstrip(".") for t in _TOKEN.findall(prose))
         | frozenset(i.lower() for i in identifiers)
     )
+    tokens |= frozenset(t.replace("-", "") for t in tokens if "-" in t)
     languages = {w for w in lower_words if w in _LANGUAGES}
     languages.update(m.group(1).lower() for m in _LANGUAGE_SPECIAL.finditer(prose))
     names: set[str] = set()
     for m in _WORD.finditer(prose):
         word = _strip_possessive(m.group(0))
         lower = word.lower()
-        if not word or lower in _LANGUAGES:
-            continue
+        if (
+            not word
+            or lower in _LANGUAGES
+            or lower in _UNIT_OF
+            or prose[m.start() - 1 : m.start()] == "°"
+        ):
+            continue  # compared as languages and units instead
         if lower in _GAZETTEER:
             names.add(lower)
         elif word[0].isupper() and (len(word) > 1 or word != "I"):
@@ -902,10 +931,11 @@ def _details(text: str) -> _Details:
             names.add(lower)
     numbers, sequence, has_operator, values = _numbers(prose)
     units = {
-        _UNIT_OF[m.group(0).lower()]
+        _UNIT_OF[_unit_key(m.group(0))]
         for m in _STANDALONE_UNIT.finditer(prose)
-        if m.group(0).lower() in _UNIT_OF and m.group(0).lower() not in _AMBIGUOUS_UNITS
+        if _unit_key(m.group(0)) in _UNIT_OF and _unit_key(m.group(0)) not in _AMBIGUOUS_UNITS
     }
+    units.update(_UNIT_OF[m.group(1).lower()] for m in _RATE.finditer(prose))
     units.update(n.split(" ", 1)[1] for n in numbers if " " in n and n.split(" ", 1)[1] != "th")
     lowered = prose.lower()
     negations = sum(1 for w in _WORD.findall(lowered) if w in _NEGATIONS)
@@ -937,7 +967,20 @@ def _show(items: frozenset[str] | set[str] | tuple[str, ...]) -> str:
 
 
 def _missing(names: frozenset[str], other_tokens: frozenset[str]) -> set[str]:
-    return {n for n in names if n.lower() not in other_tokens}
+    return {
+        n
+        for n in names
+        if n.lower() not in other_tokens and n.lower().replace("-", "") not in other_tokens
+    }
+
+
+def _negated_word(x: _Details, y: _Details) -> str | None:
+    """A word of ``x`` that is a word of ``y`` with a negating prefix (legal / illegal)."""
+    for word in sorted(x.words - y.words):
+        stem = _NEGATING_PREFIX.sub("", word)
+        if stem != word and stem in y.words:
+            return word
+    return None
 
 
 def conflicts(a: str, b: str) -> str | None:
@@ -983,6 +1026,9 @@ def conflicts(a: str, b: str) -> str | None:
         return f"different names: {_show(only_x)} vs {_show(only_y)}"
     if x.negations != y.negations:
         return "negation differs"
+    negated = _negated_word(x, y) or _negated_word(y, x)
+    if negated is not None:
+        return f"negation differs: {negated}"
     for left, right in _OPPOSITES:
         side_x = (bool(x.words & left), bool(x.words & right))
         side_y = (bool(y.words & left), bool(y.words & right))

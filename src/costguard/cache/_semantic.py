@@ -31,7 +31,7 @@ __all__ = ["DEFAULT_THRESHOLD", "SemanticCache"]
 
 # Cosine similarity. Chosen by scripts/eval_semantic.py on benchmarks/data/semantic_pairs.jsonl
 # with all-MiniLM-L6-v2 and the guard on: the most permissive threshold with >= 99% precision.
-DEFAULT_THRESHOLD = 0.90
+DEFAULT_THRESHOLD = 0.88
 
 _TOP_CANDIDATES = 5  # how many candidates above the threshold the guard may look at
 
