@@ -97,8 +97,18 @@ def main() -> None:
         "sentences": SENTENCES,
         "vectors": [[round(float(x), 6) for x in row] for row in vectors],
     }
+    # One sentence or vector per line, so a regenerated fixture diffs readably.
+    lines = ["{"]
+    for key, value in data.items():
+        if isinstance(value, list):
+            rows = ",\n".join(f"    {json.dumps(row, ensure_ascii=False)}" for row in value)
+            lines.append(f"  {json.dumps(key)}: [\n{rows}\n  ],")
+        else:
+            lines.append(f"  {json.dumps(key)}: {json.dumps(value)},")
+    lines[-1] = lines[-1].rstrip(",")
+    lines.append("}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(data, ensure_ascii=False) + "\n", encoding="utf-8")
+    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {len(SENTENCES)} vectors of {vectors.shape[1]} to {args.out}")
 
 

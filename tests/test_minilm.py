@@ -134,6 +134,26 @@ def test_aembed_runs_in_a_worker_thread_and_matches_embed(embedder: MiniLMEmbedd
     np.testing.assert_allclose(vectors, embedder.embed(SHORT), atol=1e-6)
 
 
+def test_threads_sharing_a_fresh_embedder_get_the_same_vectors(embedder: MiniLMEmbedder) -> None:
+    """Several threads embedding at once on a not-yet-loaded embedder all get embed's vectors."""
+    shared = MiniLMEmbedder(model_dir=embedder.model_dir)
+    results: list[NDArray[np.float32]] = []
+    barrier = threading.Barrier(4)
+
+    def work() -> None:
+        barrier.wait()
+        results.append(shared.embed(SHORT))
+
+    workers = [threading.Thread(target=work) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert len(results) == 4
+    for vectors in results:
+        np.testing.assert_allclose(vectors, embedder.embed(SHORT), atol=1e-6)
+
+
 def test_missing_tokenizers_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without the tokenizers package, construction tells the user to install costguard[local]."""
     monkeypatch.setitem(sys.modules, "tokenizers", None)

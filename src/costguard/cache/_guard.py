@@ -700,7 +700,9 @@ _OPPOSITES: tuple[tuple[frozenset[str], frozenset[str]], ...] = tuple(
 # -- regexes --------------------------------------------------------------------------------
 
 _FENCE = re.compile(r"```.*?(?:```|\Z)", re.S)
-_URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'`]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.I)
+_URL = re.compile(
+    r"\b(?:https?://|www\.)[^\s<>\"'`]+|(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.I
+)
 _BACKTICK = re.compile(r"`([^`\n]+)`")
 _QUOTED = re.compile(
     r"\"([^\"\n]{1,500})\"|“([^”\n]{1,500})”|«([^»\n]{1,500})»|„([^“”\n]{1,500})[“”]"

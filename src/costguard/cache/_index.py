@@ -546,6 +546,11 @@ class PartitionIndex:
 
     def _load_locked(self, part: _Partition, handle: IO[bytes]) -> None:
         """Bring ``part`` up to date with its files; the caller holds the journal's lock."""
+        if part.corrupt and (_signature(part.log), _signature(part.snapshot)) == (
+            part.log_sig,
+            part.snapshot_sig,
+        ):
+            return  # already reported, and unchanged since
         try:
             self._load_or_raise(part, handle)
         except CorruptIndex as exc:

@@ -178,7 +178,9 @@ class MiniLMEmbedder:
 
     name = "all-MiniLM-L6-v2"
 
-    def __init__(self, *, model_dir: str | os.PathLike[str] | None = None, batch_size: int = 32):
+    def __init__(
+        self, *, model_dir: str | os.PathLike[str] | None = None, batch_size: int = 32
+    ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
         try:
