@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pickle
 import stat
 import subprocess
 import sys
@@ -387,7 +386,8 @@ def test_an_entry_written_by_another_process_is_served(tmp_path: Path) -> None:
     """The cache is shared by processes: a child's answer is a hit here."""
     code = (
         "import sys, costguard; from costguard.testing import FakeProvider\n"
-        "g = costguard.CostGuardClient(ledger=sys.argv[1], cache=costguard.ExactCache(sys.argv[2]))\n"
+        "cache = costguard.ExactCache(sys.argv[2])\n"
+        "g = costguard.CostGuardClient(ledger=sys.argv[1], cache=cache)\n"
         "g.wrap(FakeProvider().openai()).chat.completions.create(model='gpt-4o-mini', "
         "messages=[{'role': 'user', 'content': 'What is a good name for a cat?'}])\n"
         "g.close()\n"

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -546,3 +547,50 @@ def test_a_semantic_cache_works_end_to_end_on_openai_embeddings(tmp_path: Path) 
     assert semantic.lookup(T, P, "what is the capital of france", now=NOW) == "paris"
     assert json.loads((semantic.directory / "index.json").read_text())["dimensions"] == 1536
     assert os.listdir(tmp_path) == [semantic.directory.name]
+
+
+def test_concurrent_writers_in_two_processes_and_two_threads_lose_nothing(tmp_path: Path) -> None:
+    writer = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from costguard.cache._embedders import FakeEmbedder
+        from costguard.cache._semantic import SemanticCache
+        semantic = SemanticCache(
+            1.0, embedder=FakeEmbedder(), directory=Path(sys.argv[1]), max_entries=10_000
+        )
+        for i in range(300):
+            semantic.add({T!r}, {P!r}, f"child question {{i}}", f"child-{{i}}", expires_at=None)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", writer, str(tmp_path)])
+    semantic = cache(tmp_path, threshold=1.0, max_entries=10_000)
+
+    def add(prefix: str) -> None:
+        for i in range(300):
+            semantic.add(T, P, f"{prefix} question {i}", f"{prefix}-{i}", expires_at=None)
+
+    threads = [threading.Thread(target=add, args=(name,)) for name in ("left", "right")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert child.wait(timeout=120) == 0
+    reader = cache(tmp_path, threshold=1.0, max_entries=10_000)
+    assert reader.stats()["entries"] == 900
+    for prefix in ("left", "right", "child"):
+        assert reader.lookup(T, P, f"{prefix} question 299", now=NOW) == f"{prefix}-299"
+        assert reader.lookup(T, P, f"{prefix} question 0", now=NOW) == f"{prefix}-0"
+
+
+def test_a_failing_disk_write_warns_instead_of_failing_the_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    semantic = cache(tmp_path)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(semantic._index, "add", refuse)
+    with pytest.warns(CostGuardWarning, match="read-only"):
+        semantic.add(T, P, "a question", "key-1", expires_at=None)

@@ -17,11 +17,12 @@ What it compares (each text against the other):
 - unit words anywhere (``miles to km`` vs ``miles to meters``);
 - quoted strings, fenced code blocks, URLs and e-mail addresses, exactly;
 - code identifiers: ``snake_case``, ``camelCase``, ``PascalCase``, ``dotted.names``,
-  ``backticked`` text, ``calls()``;
+  ``backticked`` text, ``calls()``, ``--flags``;
 - natural and programming language names (``French`` vs ``Spanish``, ``Python`` vs ``Rust``);
 - names: capitalised words (not a sentence's ordinary first word), acronyms, and a list of
   countries, cities, months, days and planets in any case; each must appear in the other text;
-- negation: ``not``, ``no``, ``never``, ``without``, ``n't``, ``except``, ... (counted);
+- negation: ``not``, ``no``, ``never``, ``without``, ``n't``, ``except``, ... (counted), and
+  negating prefixes (``legal`` / ``illegal``, ``install`` / ``uninstall``);
 - opposites: ``ascending``/``descending``, ``encrypt``/``decrypt``, ``min``/``max``, ...
 """
 

@@ -120,12 +120,16 @@ class Rows:
         texts: list[str],
         max_entries: int,
     ) -> Rows:
-        """Rows holding these entries (oldest first); the newest ``max_entries`` stay live."""
+        """Rows holding these entries (oldest first); the newest ``max_entries`` stay live.
+
+        Takes ``vectors`` and ``expires`` over (without copying, when they are contiguous
+        float32 / float64): the caller must not change them afterwards.
+        """
         count, dim = vectors.shape
-        rows = cls(dim, capacity=count)
-        rows.vectors[:count] = vectors
-        rows.expires[:count] = expires
-        rows.alive[:count] = True
+        rows = cls(dim, capacity=1)
+        rows.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        rows.expires = np.ascontiguousarray(expires, dtype=np.float64)
+        rows.alive = np.ones(count, dtype=np.bool_)
         rows.keys = list(keys)
         rows.texts = list(texts)
         rows.n = rows.live = count
@@ -313,9 +317,19 @@ def make_private_dir(path: Path) -> None:
 
 @contextlib.contextmanager
 def _locked(path: Path, *, exclusive: bool) -> Iterator[IO[bytes]]:
-    """Open (creating) ``path`` and hold a flock on it; retries if it was replaced meanwhile."""
+    """Open (creating) ``path`` and hold a flock on it; retries if it was replaced meanwhile.
+
+    A writer (``exclusive``) re-creates the directory if a concurrent clear() removed it; a
+    reader gets the FileNotFoundError.
+    """
     for _ in range(50):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            if not exclusive:
+                raise
+            make_private_dir(path.parent)
+            continue
         try:
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
@@ -474,6 +488,7 @@ class _Partition:
     log_offset: int = 0
     log_records: int = 0
     snapshot_generation: int | None = None
+    log_dim: int | None = None  # from the journal's header, None while it has none
     log_stale: bool = False  # the journal predates the snapshot: rewrite before appending
     corrupt: bool = False  # files unreadable as of the signatures above
 
@@ -526,6 +541,8 @@ class PartitionIndex:
         try:
             with _locked(part.log, exclusive=False) as handle:
                 self._load_locked(part, handle)
+        except FileNotFoundError:
+            self._reset_memory(part)  # cleared meanwhile
         except OSError as exc:
             self._reset_memory(part)
             part.log_sig, part.snapshot_sig = log_sig, snapshot_sig
@@ -541,10 +558,10 @@ class PartitionIndex:
         part.snapshot_sig = part.log_sig = None
         part.snapshot_rows = part.log_records = part.log_offset = 0
         part.log_ino = part.log_generation = -1
-        part.snapshot_generation = None
+        part.snapshot_generation = part.log_dim = None
         part.log_stale = part.corrupt = False
 
-    def _load_locked(self, part: _Partition, handle: IO[bytes]) -> None:
+    def _load_locked(self, part: _Partition, handle: IO[bytes], *, warn: bool = True) -> None:
         """Bring ``part`` up to date with its files; the caller holds the journal's lock."""
         if part.corrupt and (_signature(part.log), _signature(part.snapshot)) == (
             part.log_sig,
@@ -556,6 +573,8 @@ class PartitionIndex:
         except CorruptIndex as exc:
             self._reset_memory(part)
             part.corrupt = True
+            if not warn:
+                return
             warnings.warn(
                 f"costguard: the semantic cache partition {part.log.stem} is corrupt ({exc}); "
                 "treating it as empty until it is next written",
@@ -620,6 +639,7 @@ class PartitionIndex:
         part.snapshot_generation = None if snapshot is None else snapshot.generation
         part.log_ino = stat.st_ino
         part.log_generation = -1 if header is None else header[0]
+        part.log_dim = None if header is None else header[1]
         part.corrupt = False
 
     # writing
@@ -663,7 +683,11 @@ class PartitionIndex:
                 dim = part.rows.dim
             else:
                 return  # a forget for a partition emptied meanwhile
-            if part.corrupt or (part.rows is not None and part.rows.dim != dim):
+            if (
+                part.corrupt
+                or (part.rows is not None and part.rows.dim != dim)
+                or part.log_dim not in (None, dim)
+            ):
                 self._reset_files(part, handle, dim)
                 if vector is None:
                     return
@@ -702,6 +726,7 @@ class PartitionIndex:
         handle.write(_LOG_HEADER.pack(_LOG_MAGIC, generation, dim))
         handle.flush()
         part.log_generation = generation
+        part.log_dim = dim
         part.log_offset = _LOG_HEADER.size
         part.log_records = 0
         part.log_stale = False
@@ -767,7 +792,7 @@ class PartitionIndex:
                 part = _Partition(log, snapshot)
                 try:
                     with _locked(log, exclusive=True) as handle:
-                        self._load_locked(part, handle)
+                        self._load_locked(part, handle, warn=False)  # cleared anyway
                         removed += part.rows.live if part.rows is not None else 0
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(snapshot)
@@ -798,10 +823,8 @@ class PartitionIndex:
             for log in logs:
                 part = _Partition(log, log.with_suffix(".npz"))
                 try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", CostGuardWarning)
-                        with _locked(log, exclusive=False) as handle:
-                            self._load_locked(part, handle)
+                    with _locked(log, exclusive=False) as handle:
+                        self._load_locked(part, handle, warn=False)
                 except OSError:
                     continue
                 if part.rows is not None and part.rows.live:

@@ -15,13 +15,14 @@ import math
 import os
 import re
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, CostGuardWarning
 from .._paths import default_cache_dir
 from ._embedders import Embedder, embedder_name
 from ._guard import conflicts
@@ -45,6 +46,12 @@ def _default_embedder() -> Embedder:
             "pip install 'costguard[local]', or pass embedder=OpenAIEmbedder(client)"
         ) from exc
     return MiniLMEmbedder()
+
+
+def _warn_unwritable(exc: OSError) -> None:
+    warnings.warn(
+        f"costguard could not write to the semantic cache: {exc}", CostGuardWarning, stacklevel=4
+    )
 
 
 def _slug(name: str) -> str:
@@ -272,7 +279,10 @@ class SemanticCache:
         now: float | None,
     ) -> None:
         vector = self._unit_vector(raw, recording=True)
-        self._index.add(tenant, partition, vector, entry_key, text, expires_at, now)
+        try:
+            self._index.add(tenant, partition, vector, entry_key, text, expires_at, now)
+        except OSError as exc:
+            _warn_unwritable(exc)
 
     def _prepare_add(
         self,
@@ -366,7 +376,10 @@ class SemanticCache:
         _check_str("tenant", tenant)
         _check_str("partition", partition)
         _check_str("entry_key", entry_key)
-        self._index.forget(tenant, partition, entry_key)
+        try:
+            self._index.forget(tenant, partition, entry_key)
+        except OSError as exc:
+            _warn_unwritable(exc)
 
     def clear(self, tenant: str | None = None) -> int:
         """Delete one tenant's entries (every tenant's if None); returns how many were held."""

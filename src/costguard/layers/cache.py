@@ -15,11 +15,12 @@ two API keys never share entries (unless ``ExactCache(share_across_keys=True)``)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,7 @@ class CacheLayer:
         self.exact = exact
         self.semantic = semantic
         self._clock = clock
+        self._pending: set[Any] = set()  # async store tasks, kept alive until done
 
     # -- the two drivers -----------------------------------------------------------------
 
@@ -109,10 +111,10 @@ class CacheLayer:
             call.replace(collect=True) if plan.store and call.stream else call
         )
         if plan.store:
-            if outcome.stream is None:
-                await asyncio.to_thread(self._keep, call, plan, outcome, self._store)
-            else:  # stored when the stream ends, off the event loop
-                self._keep(call, plan, outcome, self._store_off_loop)
+            if outcome.stream is not None:  # stored by a task when the stream ends
+                self._keep(call, plan, outcome, self._store_later)
+            elif outcome.status == "ok" and outcome.cache == "miss":
+                await self._astore(call, plan, outcome.response)
         return outcome
 
     # -- decisions shared by both drivers ------------------------------------------------
@@ -192,34 +194,63 @@ class CacheLayer:
         elif outcome.status == "ok" and outcome.cache == "miss":
             store(call, plan, outcome.response)
 
-    def _store_off_loop(self, call: Call, plan: _Plan, answer: Any) -> None:
+    def _store_later(self, call: Call, plan: _Plan, answer: Any) -> None:
+        """Async drivers: store from a task on the running loop (disk and embedding off it)."""
         import asyncio
 
         try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:
+        except RuntimeError:  # a stream finished outside any loop
             self._store(call, plan, answer)
-        else:
-            loop.run_in_executor(None, self._store, call, plan, answer)
+            return
+        task = loop.create_task(self._astore(call, plan, answer))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     def _store(self, call: Call, plan: _Plan, answer: Any) -> None:
+        entry = self._entry(call, answer)
+        if entry is None:
+            return
+        self.exact.set(plan.key, entry, tag=plan.tag, ttl=plan.ttl)
+        if self.semantic is not None and plan.semantic is not None and not _truncated(answer):
+            partition, text = plan.semantic
+            now = self._clock()
+            expires = None if plan.ttl is None else now + plan.ttl
+            with _quietly("index an answer"):
+                self.semantic.add(plan.tag, partition, text, plan.key, expires_at=expires, now=now)
+
+    async def _astore(self, call: Call, plan: _Plan, answer: Any) -> None:
+        import asyncio
+
+        entry = self._entry(call, answer)
+        if entry is None:
+            return
+        await asyncio.to_thread(self.exact.set, plan.key, entry, tag=plan.tag, ttl=plan.ttl)
+        if self.semantic is not None and plan.semantic is not None and not _truncated(answer):
+            partition, text = plan.semantic
+            now = self._clock()
+            expires = None if plan.ttl is None else now + plan.ttl
+            with _quietly("index an answer"):
+                await self.semantic.aadd(
+                    plan.tag, partition, text, plan.key, expires_at=expires, now=now
+                )
+
+    @staticmethod
+    def _entry(call: Call, answer: Any) -> dict[str, Any] | None:
+        """What to store for ``answer``: JSON data, or None if it must not be stored."""
         op = call.operation
         if answer is None or not op.cacheable(answer):
-            return
-        entry = {
-            "family": op.family,
-            "object": answer.model_dump(mode="json", exclude_unset=True),
-        }
-        self.exact.set(plan.key, entry, tag=plan.tag, ttl=plan.ttl)
-        if plan.semantic is not None and self.semantic is not None and not _truncated(answer):
-            partition, text = plan.semantic
-            expires = None if plan.ttl is None else self._clock() + plan.ttl
-            try:
-                self.semantic.add(plan.tag, partition, text, plan.key, expires_at=expires)
-            except Exception as exc:  # a cache failure never fails a call
-                warnings.warn(
-                    f"costguard could not index an answer: {exc!r}", CostGuardWarning, stacklevel=2
-                )
+            return None
+        return {"family": op.family, "object": answer.model_dump(mode="json", exclude_unset=True)}
+
+
+@contextlib.contextmanager
+def _quietly(what: str) -> Iterator[None]:
+    """A cache failure never fails a call: it becomes a warning."""
+    try:
+        yield
+    except Exception as exc:
+        warnings.warn(f"costguard could not {what}: {exc!r}", CostGuardWarning, stacklevel=3)
 
 
 def _raw_response(call: Call) -> bool:
