@@ -505,3 +505,41 @@ def test_anthropic_raw_response_passes_by_the_cache(cached: costguard.CostGuardC
         )
     assert len(fake.requests) == 2
     assert isinstance(claude, anthropic.Anthropic)
+
+
+def test_an_async_client_never_serves_an_entry_cleared_elsewhere(
+    cached: costguard.CostGuardClient, tmp_path: Path
+) -> None:
+    """After another process clears the cache, the event loop's memo is not trusted."""
+    fake = FakeProvider()
+    client = cached.wrap(fake.async_openai())
+    ask = lambda: client.chat.completions.create(model="gpt-4o-mini", messages=HI)  # noqa: E731
+
+    async def main() -> None:
+        await ask()
+        await ask()  # read from disk in a worker thread, memoised
+        await ask()  # served from the memo
+        assert len(fake.requests) == 1
+        other = costguard.ExactCache(tmp_path / "cache")  # e.g. `costguard cache clear`
+        assert other.clear() == 1
+        other.close()
+        await ask()
+        assert len(fake.requests) == 2
+
+    asyncio.run(main())
+
+
+def test_memoised_entries_still_expire(cached: costguard.CostGuardClient, clock: Clock) -> None:
+    """The event loop's memo honours each entry's TTL."""
+    fake = FakeProvider()
+    client = cached.wrap(fake.async_openai())
+
+    async def main() -> None:
+        with cached.scope(ttl=10):
+            for _ in range(3):
+                await client.chat.completions.create(model="gpt-4o-mini", messages=HI)
+        clock.now += 11
+        await client.chat.completions.create(model="gpt-4o-mini", messages=HI)
+
+    asyncio.run(main())
+    assert len(fake.requests) == 2

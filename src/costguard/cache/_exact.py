@@ -24,6 +24,7 @@ import sqlite3
 import threading
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ from .._paths import default_cache_dir
 __all__ = ["ExactCache", "json_bytes_disk"]
 
 Entry = dict[str, Any]
+
+_MEMO_ENTRIES = 1024
 
 
 class _Refused(Exception):
@@ -106,6 +109,10 @@ class ExactCache:
         self._lock = threading.Lock()
         self._store: Any = None  # a diskcache.Cache once opened
         self._key_secret: bytes | None = None
+        self._probe: sqlite3.Connection | None = None
+        self._memo: OrderedDict[str, Entry] = OrderedDict()
+        self._memo_version: int | None = None
+        self._memo_lock = threading.Lock()
         self._broken = False
 
     @property
@@ -130,12 +137,67 @@ class ExactCache:
                         eviction_policy="least-recently-stored",  # reads never write
                         tag_index=True,
                     )
+                    self._probe = sqlite3.connect(
+                        self.directory / "cache.db",
+                        timeout=0,
+                        isolation_level=None,
+                        check_same_thread=False,  # used under self._memo_lock
+                    )
                 except (OSError, sqlite3.Error) as exc:
                     self._broken = True
                     _warn(
                         f"costguard's cache at {self.directory} is unusable, caching is off: {exc}"
                     )
         return self._store
+
+    # -- the event loop's fast path -------------------------------------------------------
+    #
+    # An async lookup must not block the event loop on disk I/O, so it reads in a worker
+    # thread; waking one costs ~60-150 us. Entries this process has already read are kept in a
+    # small memo, trusted only while SQLite's `PRAGMA data_version` is unchanged: that value
+    # lives in the WAL's shared memory and moves whenever any other connection (another
+    # process, a worker thread writing, `costguard cache clear`) commits. The probe connection
+    # never waits for a lock (busy timeout 0): if it cannot answer at once, the memo is unused.
+
+    def version(self) -> int | None:
+        """The store's change counter as this process's probe sees it (None: unknown)."""
+        probe = self._probe
+        if probe is None:
+            return None
+        try:
+            with self._memo_lock:
+                return int(probe.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            return None
+
+    def recall(self, key: str) -> Entry | None:
+        """A memoised entry, if nothing changed in the store since it was read."""
+        version = self.version()
+        if version is None:
+            return None
+        with self._memo_lock:
+            if version != self._memo_version:
+                self._memo.clear()
+                self._memo_version = version
+                return None
+            entry = self._memo.get(key)
+        if entry is None:
+            return None
+        expires = entry.get("expires")
+        return None if expires is not None and expires <= self._clock() else entry
+
+    def remember(self, key: str, entry: Entry, seen: int | None) -> None:
+        """Memoise ``entry``, read while the store was at version ``seen``."""
+        if seen is None or self.version() != seen:
+            return
+        with self._memo_lock:
+            if self._memo_version != seen:
+                self._memo.clear()
+                self._memo_version = seen
+            self._memo[key] = entry
+            self._memo.move_to_end(key)
+            while len(self._memo) > _MEMO_ENTRIES:
+                self._memo.popitem(last=False)
 
     def partition_for_key(self, api_key: str) -> str | None:
         """The partition of a client with ``api_key`` and no tenant: ``k:`` and a keyed hash
@@ -226,6 +288,8 @@ class ExactCache:
         }
 
     def close(self) -> None:
+        if self._probe is not None:
+            self._probe.close()
         if self._store is not None:
             self._store.close()
 

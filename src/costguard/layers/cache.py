@@ -91,19 +91,18 @@ class CacheLayer:
         return outcome
 
     async def ahandle(self, call: Call, call_next: AsyncHandler) -> Outcome:
-        import asyncio  # loaded already wherever this runs; kept out of `import costguard`
 
         plan = self._plan(call)
         if plan is None:
             return await call_next(call)
         if plan.lookup:
-            entry = await asyncio.to_thread(self.exact.get, plan.key)
+            entry = await self._aget(plan.key)
             hit = self._serve(call, plan.key, entry, "exact")
             if hit is None and plan.semantic is not None and self.semantic is not None:
                 partition, text = plan.semantic
                 found = await self.semantic.alookup(plan.tag, partition, text, now=self._clock())
                 if found is not None:
-                    entry = await asyncio.to_thread(self.exact.get, found)
+                    entry = await self._aget(found)
                     hit = self._serve(call, found, entry, "semantic", plan)
             if hit is not None:
                 return hit
@@ -116,6 +115,18 @@ class CacheLayer:
             elif outcome.status == "ok" and outcome.cache == "miss":
                 await self._astore(call, plan, outcome.response)
         return outcome
+
+    async def _aget(self, key: str) -> Mapping[str, Any] | None:
+        """An exact entry without blocking the loop: the memo, else a worker thread's read."""
+        import asyncio
+
+        entry = self.exact.recall(key)
+        if entry is None:
+            seen = self.exact.version()
+            entry = await asyncio.to_thread(self.exact.get, key)
+            if entry is not None:
+                self.exact.remember(key, entry, seen)
+        return entry
 
     # -- decisions shared by both drivers ------------------------------------------------
 

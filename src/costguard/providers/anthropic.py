@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._normalise import usage_from_anthropic
-from . import REQUEST_OPTIONS, Operation, Reading, dump, pieces, plain, sdk_stream, sse
+from . import REQUEST_OPTIONS, Operation, Reading, dump, pieces, rebuild_as, sdk_stream, sse
 
 __all__ = ["OPERATIONS"]
 
@@ -77,7 +77,7 @@ class _MessageStream:
 def _rebuild_message(data: Mapping[str, Any]) -> Any:
     from anthropic.types import Message
 
-    return Message.construct(**plain(dict(data)))
+    return rebuild_as(Message, data)
 
 
 def _message_cacheable(message: Any) -> bool:

@@ -12,7 +12,7 @@ from .._normalise import (
     usage_from_openai_responses,
 )
 from .._usage import Usage
-from . import REQUEST_OPTIONS, Operation, Reading, dump, pieces, plain, sdk_stream, sse
+from . import REQUEST_OPTIONS, Operation, Reading, dump, pieces, rebuild_as, sdk_stream, sse
 
 __all__ = ["OPERATIONS"]
 
@@ -120,7 +120,7 @@ def _with_stream_usage(params: Mapping[str, Any]) -> Mapping[str, Any]:
 def _rebuild_chat(data: Mapping[str, Any]) -> Any:
     from openai.types.chat import ChatCompletion
 
-    return ChatCompletion.construct(**plain(dict(data)))
+    return rebuild_as(ChatCompletion, data)
 
 
 def _chat_cacheable(completion: Any) -> bool:
@@ -175,7 +175,7 @@ def _replay_chat(completion: Any, params: Mapping[str, Any], client: Any, is_asy
 def _rebuild_response(data: Mapping[str, Any]) -> Any:
     from openai.types.responses import Response
 
-    return Response.construct(**plain(dict(data)))
+    return rebuild_as(Response, data)
 
 
 def _response_cacheable(response: Any) -> bool:
@@ -281,7 +281,7 @@ def _read_embeddings(response: Any) -> Reading:
 def _rebuild_embeddings(data: Mapping[str, Any]) -> Any:
     from openai.types import CreateEmbeddingResponse
 
-    return CreateEmbeddingResponse.construct(**dict(data))
+    return rebuild_as(CreateEmbeddingResponse, data)
 
 
 class _NoStream:
