@@ -140,3 +140,27 @@ def test_cache_stats_and_clear_by_tenant(
     assert "removed 1 cache entries of tenant 'acme'" in capsys.readouterr().out
     assert main(["cache", "stats", "--dir", str(directory)]) == 0
     assert "entries: 1" in capsys.readouterr().out
+
+
+def test_cache_clear_by_tenant_also_clears_the_semantic_index(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cache clear --tenant` removes that tenant's semantic entries too."""
+    exact, semantic = tmp_path / "exact", tmp_path / "semantic"
+    with costguard.CostGuardClient(
+        ledger=tmp_path / "l.db",
+        cache=costguard.ExactCache(exact),
+        semantic=costguard.SemanticCache(embedder=costguard.FakeEmbedder(), directory=semantic),
+    ) as guard:
+        client = guard.wrap(FakeProvider().openai())
+        for tenant in ("acme", "globex"):
+            with guard.scope(tenant=tenant):
+                client.chat.completions.create(model="gpt-4o-mini", messages=HI)
+    dirs = ["--dir", str(exact), "--semantic-dir", str(semantic)]
+    assert main(["cache", "stats", *dirs, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["semantic_entries"] == 2
+    assert main(["cache", "clear", *dirs, "--tenant", "acme"]) == 0
+    capsys.readouterr()
+    assert main(["cache", "stats", *dirs, "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["semantic_entries"] == 1 and stats["entries"] == 1
