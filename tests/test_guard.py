@@ -272,3 +272,15 @@ def test_what_a_layer_sets_on_a_streaming_outcome_reaches_the_ledger(tmp_path: P
     assert (row.attempts, row.saved_usd, row.status) == (2, Decimal("0.5"), "ok")
     assert row.usage.output_tokens > 0
     guard.close()
+
+
+def test_the_ledger_keeps_the_output_limit_asked_for_and_sent(
+    guard: costguard.CostGuardClient,
+) -> None:
+    """requested_max_tokens and sent_max_tokens record each API's own limit parameter."""
+    client = guard.wrap(FakeProvider().openai())
+    client.chat.completions.create(model="gpt-4o-mini", messages=HI, max_completion_tokens=50)
+    client.chat.completions.create(model="gpt-4o-mini", messages=HI)
+    limited, unlimited = guard.ledger.records()
+    assert (limited.requested_max_tokens, limited.sent_max_tokens) == (50, 50)
+    assert (unlimited.requested_max_tokens, unlimited.sent_max_tokens) == (None, None)

@@ -61,6 +61,15 @@ class Call:
     def stream(self) -> bool:
         return self.operation.always_streams or self.params.get("stream") is True
 
+    @property
+    def max_tokens(self) -> int | None:
+        """The output limit in the operation's own parameter, if one is set."""
+        for name in self.operation.output_limit_params:
+            value = self.params.get(name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+        return None
+
     def replace(self, **changes: Any) -> Call:
         return dataclasses.replace(self, **changes)
 
@@ -83,6 +92,7 @@ class Outcome:
     cache: str = "miss"
     attempts: int = 1
     saved_usd: Decimal = Decimal(0)
+    max_tokens_sent: int | None = None  # the output limit the SDK was given
     stream: StreamTap | None = field(default=None, repr=False)
 
     def settled(self, final: Outcome) -> Outcome:

@@ -154,6 +154,18 @@ class CostGuardClient:
 
 def _send(call: Call) -> Outcome:
     """The innermost handler: the SDK method itself."""
+    outcome = _call_sdk(call)
+    outcome.max_tokens_sent = call.max_tokens
+    return outcome
+
+
+async def _asend(call: Call) -> Outcome:
+    outcome = await _acall_sdk(call)
+    outcome.max_tokens_sent = call.max_tokens
+    return outcome
+
+
+def _call_sdk(call: Call) -> Outcome:
     if call.stream:
         stream = call.send(**_stream_params(call))
         return _tapped(call, stream, tap_sync)
@@ -166,7 +178,7 @@ def _send(call: Call) -> Outcome:
     return _outcome(call.operation, response, response.parse())
 
 
-async def _asend(call: Call) -> Outcome:
+async def _acall_sdk(call: Call) -> Outcome:
     if call.stream:
         stream = await call.send(**_stream_params(call))
         return _tapped(call, stream, tap_async)

@@ -7,21 +7,27 @@ wrapped: they reach the caller unchanged. Everything below is a decision costgua
     ├── ConfigurationError          bad construction or wrap() argument
     │   └── LedgerError             the ledger cannot be opened or written
     ├── InvalidRequestError         a guarded call's parameters are unusable (also a ValueError)
-    └── PricingError                the price table cannot answer
-        └── UnknownModelPriceError  no price for this model, and the guard is strict
+    ├── PricingError                the price table cannot answer
+    │   └── UnknownModelPriceError  no price for this model, and the guard is strict
+    ├── BudgetExceededError         the call's worst case does not fit a budget (nothing sent)
+    └── RateLimitedError            a per-user rate limit refused the call (carries retry_after)
 
     CostGuardWarning                degraded but working (unpriced model, failing sink, ...)
 """
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 __all__ = [
+    "BudgetExceededError",
     "ConfigurationError",
     "CostGuardError",
     "CostGuardWarning",
     "InvalidRequestError",
     "LedgerError",
     "PricingError",
+    "RateLimitedError",
     "UnknownModelPriceError",
 ]
 
@@ -64,6 +70,43 @@ class UnknownModelPriceError(PricingError, LookupError):
         )
         self.model = model
         self.provider = provider
+
+
+class BudgetExceededError(CostGuardError):
+    """A call was refused before sending: its worst-case cost does not fit a budget.
+
+    ``budget`` names the budget, ``key`` the scope value it applies to (None for a global
+    budget), and the amounts (exact ``Decimal`` USD) are the limit, what was spent and what
+    other in-flight calls hold reserved in this period, and this call's worst case.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        budget: str,
+        key: str | None,
+        limit: Decimal,
+        spent: Decimal,
+        reserved: Decimal,
+        worst_case: Decimal,
+    ) -> None:
+        super().__init__(message)
+        self.budget = budget
+        self.key = key
+        self.limit = limit
+        self.spent = spent
+        self.reserved = reserved
+        self.worst_case = worst_case
+
+
+class RateLimitedError(CostGuardError):
+    """A per-user rate limit refused the call; retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float, key: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.key = key
 
 
 class CostGuardWarning(UserWarning):

@@ -172,4 +172,6 @@ class LedgerLayer:
             tags=scope.tags,
             api_key_hash=client.api_key_hash,
             api_key_last4=client.api_key_last4,
+            requested_max_tokens=call.max_tokens,
+            sent_max_tokens=outcome.max_tokens_sent,
         )

@@ -67,8 +67,69 @@ def _m001_calls_and_meta(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
 
+def _m002_spend_control(conn: sqlite3.Connection) -> None:
+    # Output limits as asked and as sent (the cap layer may lower or fill them in).
+    conn.execute("ALTER TABLE calls ADD COLUMN requested_max_tokens INTEGER")
+    conn.execute("ALTER TABLE calls ADD COLUMN sent_max_tokens INTEGER")
+    # Budgets: settled spend per budget, key and calendar period, in picodollars ...
+    conn.execute(
+        """
+        CREATE TABLE budget_spend (
+            budget TEXT NOT NULL,           -- the budget's name
+            "key" TEXT NOT NULL,            -- the scope value it applies to ('' if global)
+            period TEXT NOT NULL,           -- start of the calendar period, ISO date ('' if total)
+            spent_pusd INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (budget, "key", period)
+        ) WITHOUT ROWID
+        """
+    )
+    # ... worst-case amounts held by calls in flight (settled or released when they end) ...
+    conn.execute(
+        """
+        CREATE TABLE budget_reservations (
+            id TEXT NOT NULL,               -- one per call
+            budget TEXT NOT NULL,
+            "key" TEXT NOT NULL,
+            period TEXT NOT NULL,
+            amount_pusd INTEGER NOT NULL,
+            expires_at REAL NOT NULL,       -- unix seconds: a killed process's hold lapses
+            PRIMARY KEY (id, budget)
+        ) WITHOUT ROWID
+        """
+    )
+    conn.execute(
+        'CREATE INDEX budget_reservations_by_budget ON budget_reservations (budget, "key", period)'
+    )
+    # ... and which alert thresholds already fired, once per budget, key and period.
+    conn.execute(
+        """
+        CREATE TABLE budget_alerts (
+            budget TEXT NOT NULL,
+            "key" TEXT NOT NULL,
+            period TEXT NOT NULL,
+            fraction TEXT NOT NULL,         -- e.g. '0.8'
+            fired_at REAL NOT NULL,
+            PRIMARY KEY (budget, "key", period, fraction)
+        ) WITHOUT ROWID
+        """
+    )
+    # Rate limits: one row per admitted request (or token charge), pruned as windows pass.
+    conn.execute(
+        """
+        CREATE TABLE rate_events (
+            "key" TEXT NOT NULL,            -- e.g. 'user:u42'
+            at REAL NOT NULL,               -- unix seconds
+            requests INTEGER NOT NULL DEFAULT 1,
+            tokens INTEGER NOT NULL DEFAULT 0
+        )
+        """
+    )
+    conn.execute('CREATE INDEX rate_events_by_key ON rate_events ("key", at)')
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _m001_calls_and_meta,
+    _m002_spend_control,
     # Append new migrations here. Never edit one above.
 )
 

@@ -81,6 +81,8 @@ class CallRecord:
     tags: Mapping[str, str] = field(default_factory=dict)
     api_key_hash: str | None = None
     api_key_last4: str | None = None
+    requested_max_tokens: int | None = None  # the output limit the caller asked for
+    sent_max_tokens: int | None = None  # the output limit sent (after capping)
 
     def __post_init__(self) -> None:
         if self.ts.tzinfo is not UTC:

@@ -78,6 +78,8 @@ _COLUMNS = (
     "tags",
     "api_key_hash",
     "api_key_last4",
+    "requested_max_tokens",
+    "sent_max_tokens",
 )
 _SELECT_COLUMNS = ", ".join(f'"{c}"' for c in _COLUMNS)
 # Rows reach SQLite as one JSON array of row arrays (the journal's own lines): SQLite unpacks
@@ -466,6 +468,8 @@ def _row(record: CallRecord) -> tuple[Any, ...]:
         _json(record.tags),
         record.api_key_hash,
         record.api_key_last4,
+        record.requested_max_tokens,
+        record.sent_max_tokens,
     )
 
 
@@ -589,6 +593,8 @@ def _record(row: Iterable[Any]) -> CallRecord:
         tags,
         api_key_hash,
         api_key_last4,
+        requested_max_tokens,
+        sent_max_tokens,
     ) = row
     return CallRecord(
         id=id_,
@@ -623,4 +629,6 @@ def _record(row: Iterable[Any]) -> CallRecord:
         tags=json.loads(tags),
         api_key_hash=api_key_hash,
         api_key_last4=api_key_last4,
+        requested_max_tokens=requested_max_tokens,
+        sent_max_tokens=sent_max_tokens,
     )
