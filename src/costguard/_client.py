@@ -110,11 +110,13 @@ class CostGuardClient:
         tags: Mapping[str, str] | None = None,
         cache: str | None = None,
         ttl: float | None = None,
+        tier: str | None = None,
     ) -> ScopeManager:
         """Attribute the calls made inside to a feature, user, tenant and tags, and set how
         they use the cache: ``cache="no-cache"`` (skip the lookup, still store),
         ``"no-store"`` (look up, never store), ``"off"``, and ``ttl`` seconds for what they
-        store. The tenant is also the cache partition.
+        store. The tenant is also the cache partition; ``tier`` is the caller's plan for
+        per-tier rate limits.
 
         Use as ``with guard.scope(...):``, ``async with``, or ``@guard.scope(...)`` on a function.
         """
@@ -126,6 +128,7 @@ class CostGuardClient:
                 MappingProxyType(dict(tags)) if tags else Scope().tags,
                 cache,
                 check_ttl(ttl),
+                tier,
             )
         )
 

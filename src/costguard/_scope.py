@@ -36,6 +36,7 @@ class Scope:
     tags: Mapping[str, str] = field(default_factory=lambda: _EMPTY_TAGS)
     cache: str | None = None  # one of CACHE_MODES; None: inherit
     cache_ttl: float | None = None  # seconds; None: inherit
+    tier: str | None = None  # the caller's plan, for per-tier rate limits
 
     def merged(self, inner: Scope) -> Scope:
         """This scope with ``inner``'s values laid over it (tags merge, inner wins)."""
@@ -46,6 +47,7 @@ class Scope:
             tags=MappingProxyType({**self.tags, **inner.tags}) if inner.tags else self.tags,
             cache=inner.cache if inner.cache is not None else self.cache,
             cache_ttl=inner.cache_ttl if inner.cache_ttl is not None else self.cache_ttl,
+            tier=inner.tier if inner.tier is not None else self.tier,
         )
 
 
@@ -68,7 +70,7 @@ class ScopeManager:
     __slots__ = ("_scope", "_tokens")
 
     def __init__(self, scope: Scope) -> None:
-        for name in ("feature", "user", "tenant"):
+        for name in ("feature", "user", "tenant", "tier"):
             _check(name, getattr(scope, name))
         for key, value in scope.tags.items():
             if not isinstance(key, str) or not isinstance(value, str):
