@@ -17,6 +17,10 @@ def test_public_names_are_pinned() -> None:
     """Adding or removing a public name is a deliberate change to this list."""
     assert costguard.__all__ == [
         "AsyncHandler",
+        "Budget",
+        "BudgetAlert",
+        "BudgetExceededError",
+        "BudgetStatus",
         "Call",
         "CallRecord",
         "ClientInfo",
@@ -38,6 +42,7 @@ def test_public_names_are_pinned() -> None:
         "Outcome",
         "PriceTable",
         "PricingError",
+        "RateLimitedError",
         "Rates",
         "Scope",
         "ScopeManager",

@@ -13,12 +13,14 @@ from ._call import Call, ClientInfo, Outcome
 from ._chain import AsyncHandler, Handler, Layer
 from ._client import CostGuardClient, wrap
 from ._errors import (
+    BudgetExceededError,
     ConfigurationError,
     CostGuardError,
     CostGuardWarning,
     InvalidRequestError,
     LedgerError,
     PricingError,
+    RateLimitedError,
     UnknownModelPriceError,
 )
 from ._estimate import estimate_cost
@@ -28,12 +30,17 @@ from ._usage import Usage
 from .cache import ExactCache
 from .ledger import CallRecord, Ledger, SummaryRow
 from .pricing import Cost, ModelPrice, PriceTable, Rates
+from .spend import Budget, BudgetAlert, BudgetStatus
 
 if TYPE_CHECKING:
     from .cache import Embedder, FakeEmbedder, OpenAIEmbedder, SemanticCache
 
 __all__ = [
     "AsyncHandler",
+    "Budget",
+    "BudgetAlert",
+    "BudgetExceededError",
+    "BudgetStatus",
     "Call",
     "CallRecord",
     "ClientInfo",
@@ -55,6 +62,7 @@ __all__ = [
     "Outcome",
     "PriceTable",
     "PricingError",
+    "RateLimitedError",
     "Rates",
     "Scope",
     "ScopeManager",

@@ -17,10 +17,12 @@ from ._streams import StreamTap, tap_async, tap_sync
 from ._wrap import wrap_client
 from .cache import ExactCache
 from .cache._exact import check_ttl
-from .layers import CacheLayer, LedgerLayer
+from .layers import BudgetLayer, CacheLayer, LedgerLayer
 from .ledger import Ledger
 from .pricing import PriceTable
 from .providers import Operation
+from .spend import Budget, BudgetAlert, BudgetStatus
+from .spend._budget import BudgetBook
 
 if TYPE_CHECKING:
     from .cache import SemanticCache
@@ -57,6 +59,11 @@ class CostGuardClient:
         layers: Sequence[Layer] = (),
         cache: ExactCache | _Default | None = _DEFAULT,
         semantic: SemanticCache | None = None,
+        budgets: Sequence[Budget] = (),
+        on_alert: Callable[[BudgetAlert], object] | None = None,
+        alert_at: Sequence[float | str] = ("0.5", "0.8", "1"),
+        budget_timezone: str = "UTC",
+        reservation_ttl: float = 900.0,
     ) -> None:
         """
         :param prices: a PriceTable, or a price file to lay over the shipped table.
@@ -70,6 +77,16 @@ class CostGuardClient:
             user cache dir); ``None`` turns caching off.
         :param semantic: an opt-in :class:`~costguard.SemanticCache`, consulted after an exact
             miss (needs the exact cache, which holds the answers).
+        :param budgets: :class:`~costguard.Budget` limits. Each call reserves its worst case
+            against every budget that applies before it is sent, or is refused with
+            :class:`~costguard.BudgetExceededError`; kept in the ledger database, so they hold
+            across threads and processes.
+        :param on_alert: called with a :class:`~costguard.BudgetAlert` the first time a
+            budget reaches each of ``alert_at`` (fractions of its limit) in a period; also
+            logged as a warning on the ``costguard`` logger.
+        :param budget_timezone: where budget days, weeks and months begin (IANA name).
+        :param reservation_ttl: seconds after which a reservation left by a process that died
+            lapses.
         """
         if prices is None:
             self.prices = PriceTable.default()
@@ -89,10 +106,22 @@ class CostGuardClient:
             raise ConfigurationError("a semantic cache needs the exact cache (cache=None given)")
         self.semantic = semantic
         caching = () if self.cache is None else (CacheLayer(self.cache, semantic),)
+        self.budgets: BudgetBook | None = None
+        if budgets:
+            self.budgets = BudgetBook(
+                budgets,
+                self.ledger.path,
+                timezone=budget_timezone,
+                reservation_ttl=reservation_ttl,
+                alert_at=alert_at,
+                on_alert=on_alert,
+            )
+        budgeting = () if self.budgets is None else (BudgetLayer(self.budgets, self.prices),)
         self.layers: tuple[Layer, ...] = (
             LedgerLayer(self.ledger, self.prices, strict_prices=strict_prices),
             *layers,
             *caching,
+            *budgeting,
         )
         self._handle = fold(self.layers, _send)
         self._ahandle = fold_async(self.layers, _asend)
@@ -132,8 +161,14 @@ class CostGuardClient:
             )
         )
 
+    def budget_status(self) -> list[BudgetStatus]:
+        """Each budget's current period: spent, reserved and remaining, per key."""
+        return [] if self.budgets is None else self.budgets.status()
+
     def close(self) -> None:
-        """Commit pending ledger rows and close the ledger and caches."""
+        """Commit pending ledger rows and close the ledger, budgets and caches."""
+        if self.budgets is not None:
+            self.budgets.close()
         self.ledger.close()
         if self.cache is not None:
             self.cache.close()

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from ._call import Call
 from ._errors import InvalidRequestError
 from ._tokens import count_tokens
 from ._usage import Usage
+from .cache._keys import canonical
 from .pricing import PriceTable, compute_cost
 
-__all__ = ["estimate_cost"]
+__all__ = ["estimate_cost", "prompt_tokens", "worst_case_cost"]
 
 
 def estimate_cost(
@@ -34,13 +37,75 @@ def estimate_cost(
         )
     table = prices or PriceTable.default()
     price = table.require(model)
+    prompt = _count(model, price.provider, messages, tools=tools, system=system)
+    return compute_cost(price, Usage(input_tokens=prompt, output_tokens=max_tokens)).usd
+
+
+def _count(
+    model: str,
+    provider: str,
+    messages: Any,
+    *,
+    tools: Any = None,
+    system: Any = None,
+) -> int:
+    """Prompt tokens, counting a model whose tokenizer we cannot tell (a custom name) as its
+    provider's current models count."""
     try:
-        prompt = count_tokens(model, messages, tools=tools, system=system)
+        return count_tokens(model, messages, tools=tools, system=system)
     except InvalidRequestError as exc:
         if exc.field != "model":
             raise
-        # A model we price but whose tokenizer we cannot tell (a custom name): count it as its
-        # provider's current models count.
-        stand_in = "claude-sonnet-4-6" if price.provider == "anthropic" else "gpt-4o"
-        prompt = count_tokens(stand_in, messages, tools=tools, system=system)
-    return compute_cost(price, Usage(input_tokens=prompt, output_tokens=max_tokens)).usd
+        stand_in = "claude-sonnet-4-6" if provider == "anthropic" else "gpt-4o"
+        return count_tokens(stand_in, messages, tools=tools, system=system)
+
+
+def prompt_tokens(call: Call, provider: str) -> int:
+    """The prompt of ``call`` counted offline: messages or input, system prompt or
+    instructions, and tools. Input that is not chat messages (embedding batches, Responses
+    items without a role) is counted as its JSON text: an over-estimate, never an under-one."""
+    op = call.operation
+    model = call.model or ""
+    params = call.params
+    value = params.get(op.messages_param) if op.messages_param else params.get("input")
+    system = params.get("system") if "system" in op.params else params.get("instructions")
+    tools = params.get("tools")
+    if not isinstance(system, str | list):
+        system = None
+    if not isinstance(tools, list):
+        tools = None
+    if isinstance(value, str):
+        value = [{"role": "user", "content": value}]
+    try:
+        return _count(model, provider, value, tools=tools, system=system)
+    except InvalidRequestError:
+        text = json.dumps(canonical([value, system, tools]), ensure_ascii=False)
+        return _count(model, provider, text)
+
+
+def worst_case_cost(call: Call, prices: PriceTable) -> Decimal:
+    """The most ``call`` can cost: its counted prompt at the dearest input rate that could
+    apply (a prompt-cache write when the request can cause one), plus its whole output allowance
+    (the output limit sent, else the model's maximum output) at the output rate.
+
+    Raises :class:`~costguard.UnknownModelPriceError` for an unpriced model: a budget never
+    lets a call through as $0.
+    """
+    model = call.model or ""
+    price = prices.require(model)
+    prompt = prompt_tokens(call, price.provider)
+    tier = call.params.get("service_tier")
+    rates = price.rates_for(
+        prompt_tokens=prompt, service_tier=tier if isinstance(tier, str) else None
+    )
+    if call.operation.output_limit_params:
+        output = call.max_tokens or price.max_output_tokens or price.context_window or prompt
+    else:
+        output = 0  # embeddings
+    input_rate = rates.input
+    writes = price.provider == "openai" or "cache_control" in json.dumps(
+        canonical(dict(call.params))
+    )
+    if writes:
+        input_rate = max(input_rate, rates.cache_write_5m, rates.cache_write_1h)
+    return (prompt * input_rate + output * rates.output) / 1_000_000

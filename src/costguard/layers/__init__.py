@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from .budget import BudgetLayer
 from .cache import CacheLayer
 from .ledger import LedgerLayer
 
-__all__ = ["CacheLayer", "LedgerLayer"]
+__all__ = ["BudgetLayer", "CacheLayer", "LedgerLayer"]

@@ -20,14 +20,14 @@ from .._chain import AsyncHandler, Handler
 from .._errors import CostGuardWarning, UnknownModelPriceError
 from .._usage import Usage
 from ..ledger import CallRecord, Ledger, new_id
-from ..pricing import PriceTable, Rates, compute_cost
+from ..pricing import PriceTable, Rates
+from ._pricing import price_outcome, service_tier
 
 __all__ = ["LedgerLayer"]
 
 _NO_USAGE = Usage()
 _ZERO = Decimal(0)
 _HITS = frozenset({"exact", "semantic"})
-_BASE_TIERS = frozenset({None, "default", "auto", "standard"})
 _RATE_FIELDS = tuple(f.name for f in fields(Rates))
 
 
@@ -121,20 +121,10 @@ class LedgerLayer:
 
     def _row(self, call: Call, outcome: Outcome, latency_ms: float) -> CallRecord:
         served = outcome.served_model
-        price = (self.prices.get(served) if served else None) or (
-            self.prices.get(call.model) if call.model else None
-        )
-        requested_tier = call.params.get("service_tier")
-        tier = outcome.service_tier or (requested_tier if isinstance(requested_tier, str) else None)
         usage = outcome.usage
         cost = rates = version = None
-        if price is not None and usage is not None:
-            priced = compute_cost(
-                price,
-                usage,
-                service_tier=None if tier in _BASE_TIERS else tier,
-                version=self.prices.version,
-            )
+        priced = price_outcome(self.prices, call, outcome)
+        if priced is not None:
             cost, version = priced.usd, priced.version
             rates = self._rate_strings(priced.rates)
         saved = outcome.saved_usd
@@ -159,7 +149,7 @@ class LedgerLayer:
             saved_usd=saved,
             rates=rates,
             price_version=version,
-            service_tier=tier,
+            service_tier=service_tier(call, outcome),
             cache=outcome.cache,
             latency_ms=latency_ms,
             attempts=outcome.attempts,
