@@ -164,3 +164,24 @@ def test_cache_clear_by_tenant_also_clears_the_semantic_index(
     assert main(["cache", "stats", *dirs, "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["semantic_entries"] == 1 and stats["entries"] == 1
+
+
+def test_budget_status_shows_spent_reserved_remaining_and_a_bar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`budget status` lists each recorded budget and key with a usage bar."""
+    path = tmp_path / "l.db"
+    budgets = [
+        costguard.Budget(1, name="app"),
+        costguard.Budget("0.5", per="user", name="each-user"),
+    ]
+    with costguard.CostGuardClient(ledger=path, cache=None, budgets=budgets) as guard:
+        client = guard.wrap(FakeProvider().openai())
+        with guard.scope(user="u42"):
+            client.chat.completions.create(model="gpt-4o", messages=HI, max_tokens=100)
+    assert main(["budget", "status", "--ledger", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "app" in out and "each-user" in out and "u42" in out and "[" in out and "%" in out
+    assert main(["budget", "status", "--ledger", str(path), "--json"]) == 0
+    rows = {r["budget"]: r for r in json.loads(capsys.readouterr().out)}
+    assert Decimal(rows["app"]["spent_usd"]) + Decimal(rows["app"]["remaining_usd"]) == 1

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from ._call import Call, ClientInfo, Outcome
@@ -77,6 +78,9 @@ __all__ = [
     "estimate_cost",
     "wrap",
 ]
+
+# A library stays quiet unless the application configures logging.
+logging.getLogger("costguard").addHandler(logging.NullHandler())
 
 _SEMANTIC = frozenset({"Embedder", "FakeEmbedder", "OpenAIEmbedder", "SemanticCache"})
 

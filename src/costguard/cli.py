@@ -233,6 +233,55 @@ def _cmd_cache_clear(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_budget_status(args: argparse.Namespace) -> int:
+    from .ledger import default_ledger_path
+    from .spend._budget import BudgetBook
+
+    path = Path(args.ledger) if args.ledger else default_ledger_path()
+    if not path.exists():
+        raise CLIError(f"no ledger at {path}: pass --ledger PATH")
+    books = BudgetBook.published(path)
+    statuses = [status for book in books for status in book.status()]
+    for book in books:
+        book.close()
+    if args.json:
+        rows = [
+            {
+                "budget": s.budget,
+                "key": s.key,
+                "period": s.period,
+                "limit_usd": _plain(s.limit),
+                "spent_usd": _plain(s.spent),
+                "reserved_usd": _plain(s.reserved),
+                "remaining_usd": _plain(s.remaining),
+            }
+            for s in statuses
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not statuses:
+        raise CLIError(f"no budgets are recorded in {path}")
+    body = [
+        [
+            s.budget,
+            s.key or "-",
+            s.period,
+            _usd(s.spent),
+            _usd(s.reserved),
+            _usd(s.remaining),
+            _bar((s.spent + s.reserved) / s.limit),
+        ]
+        for s in statuses
+    ]
+    print(_table(["budget", "key", "period", "spent", "reserved", "remaining", "used"], body))
+    return 0
+
+
+def _bar(fraction: Decimal, width: int = 20) -> str:
+    filled = min(width, int(fraction * width))
+    return "[" + "#" * filled + "." * (width - filled) + f"] {fraction:.0%}"
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
@@ -273,6 +322,13 @@ def _parser() -> argparse.ArgumentParser:
     clear.add_argument("--semantic-dir", help="semantic cache directory (default: likewise)")
     clear.add_argument("--tenant", help="only this tenant's entries")
     clear.set_defaults(func=_cmd_cache_clear)
+
+    budget = commands.add_parser("budget", help="budgets recorded in the ledger")
+    budget_commands = budget.add_subparsers(dest="budget_command", required=True)
+    status = budget_commands.add_parser("status", help="spent, reserved and remaining")
+    status.add_argument("--ledger", help="ledger file (default: $COSTGUARD_HOME or the data dir)")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=_cmd_budget_status)
 
     prices = commands.add_parser("prices", help="the shipped price table")
     prices.add_argument(

@@ -15,6 +15,7 @@ loses spend settled across it.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import sqlite3
@@ -185,6 +186,47 @@ class BudgetBook:
         self._conn = sqlite3.connect(
             path, timeout=30, isolation_level=None, check_same_thread=False
         )
+        if self.budgets:
+            self._publish(timezone)
+
+    def _publish(self, timezone: str) -> None:
+        """Record the budgets' definitions in the ledger, for `costguard budget status`."""
+        definitions = [
+            (
+                f"budget:{b.name}",
+                json.dumps(
+                    {"limit": str(b.limit), "period": b.period, "per": b.per, "timezone": timezone}
+                ),
+            )
+            for b in self.budgets
+        ]
+        try:
+            with self._lock, immediate(self._conn):
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", definitions
+                )
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot record budgets in ledger {self._path}: {exc}") from exc
+
+    @classmethod
+    def published(cls, path: Path, *, clock: Callable[[], float] = time.time) -> list[BudgetBook]:
+        """Books for the budgets recorded in the ledger at ``path`` (one per timezone)."""
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = conn.execute("SELECT key, value FROM meta WHERE key LIKE 'budget:%'").fetchall()
+        finally:
+            conn.close()
+        by_zone: dict[str, list[Budget]] = {}
+        for key, value in rows:
+            spec = json.loads(value)
+            budget = Budget(spec["limit"], spec["period"], spec["per"], name=key[len("budget:") :])
+            by_zone.setdefault(spec["timezone"], []).append(budget)
+        books = []
+        for zone, budgets in sorted(by_zone.items()):
+            book = cls((), path, timezone=zone, clock=clock)
+            book.budgets = tuple(budgets)
+            books.append(book)
+        return books
 
     # -- the calendar ----------------------------------------------------------------------
 
@@ -352,10 +394,10 @@ class BudgetBook:
     def _announce(self, alert: BudgetAlert) -> None:
         who = f" for {alert.key}" if alert.key else ""
         logger.warning(
-            "budget %s%s reached %s%% of $%s (spent $%s, period %s)",
+            "budget %s%s reached %s of $%s (spent $%s, period %s)",
             alert.budget,
             who,
-            alert.fraction * 100,
+            f"{alert.fraction:.0%}",
             alert.limit,
             alert.spent,
             alert.period,

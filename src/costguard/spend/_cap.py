@@ -251,7 +251,7 @@ class Cap:
         floor = _API_FLOOR.get((op.provider, op.name), 1)
         cap = self.limit_for(call.scope.feature)
         if cap is not None:
-            cap = max(cap, floor)
+            cap = cap
         by_cost = None
         if self._ceiling_pd is not None:
             assert price is not None and prompt_tokens is not None
