@@ -132,13 +132,26 @@ def main() -> None:
             for target, client in ((rows, guard.wrap(araw)), (hits, cached.wrap(araw))):
                 pair = _sync_pair(araw, client, provider)
                 target.append((f"{provider} async", *asyncio.run(_ameasure(args.calls, *pair))))
+        budgeted: list[tuple[str, float, float]] = []
+        plain = guard.wrap(fake.openai())
+        for count in (1, 3, 10):
+            budgets = [costguard.Budget(10**6, name=f"b{i}") for i in range(count)]
+            with costguard.CostGuardClient(
+                ledger=Path(tmp) / f"budget{count}.db", cache=None, budgets=budgets
+            ) as held:
+                pair = _sync_pair(plain, held.wrap(fake.openai()), "openai")
+                budgeted.append((f"{count} budget(s)", *_measure(args.calls, *pair)))
         guard.close()
         cached.close()
 
     _table(f"guarded call (ledger layer, cache off) vs raw SDK call, median of {args.calls}", rows)
     print("target: ratio <= 1.15\n")
     _table("exact-cache hit (ledger on) vs raw SDK call on the same fake transport", hits)
-    print("target: ratio <= 0.5")
+    print("target: ratio <= 0.5\n")
+    print("budgets: reserve + settle per call (openai sync), vs the ledger-only guarded call")
+    print(f"{'case':<18}{'ledger µs':>10}{'budgeted µs':>13}{'ratio':>8}{'added µs':>10}")
+    for name, r, g in budgeted:
+        print(f"{name:<18}{r:>10.1f}{g:>13.1f}{g / r:>8.3f}{g - r:>10.1f}")
     t_cg, m_cg = _import_cost("costguard")
     t_oa, m_oa = _import_cost("openai")
     print(f"\n{'import':<18}{'ms':>10}{'MiB':>12}")

@@ -540,6 +540,23 @@ def test_responses_trim_keeps_function_call_with_its_output() -> None:
     assert planned(cap, "responses.create", params)["input"] == items[-1:]
 
 
+def test_a_call_and_its_result_stay_together_even_with_a_turn_between_them() -> None:
+    """Items sharing a call_id are one unit even when a user turn sits between them."""
+    items: list[dict[str, Any]] = [
+        {"role": "user", "content": "First question. " + "alpha " * 60},
+        {"type": "function_call", "call_id": "call_1", "name": "lookup", "arguments": "{}"},
+        {"role": "user", "content": "Also this."},
+        {"type": "function_call_output", "call_id": "call_1", "output": "res " * 40},
+        {"role": "assistant", "content": "Answer one. " * 20},
+        {"role": "user", "content": "Second question."},
+    ]
+    roled = [{**i, "role": "user"} if "role" not in i else i for i in items]
+    split_off = costguard.count_tokens("gpt-4o-mini", roled[2:])  # would orphan the output
+    params = {"model": "gpt-4o-mini", "input": items}
+    cap = Cap(max_input_tokens=split_off, on_long_input="trim")
+    assert planned(cap, "responses.create", params)["input"] == items[-1:]
+
+
 def test_sdk_message_objects_are_counted_and_kept(make_guard: MakeGuard) -> None:
     """A previous answer sent back as an SDK object is counted and survives trimming intact."""
     guard = make_guard(Cap(max_input_tokens=10_000, on_long_input="trim"))

@@ -43,6 +43,7 @@ def test_public_names_are_pinned() -> None:
         "PriceTable",
         "PricingError",
         "RateLimitedError",
+        "RateLimits",
         "Rates",
         "Scope",
         "ScopeManager",

@@ -31,7 +31,7 @@ from ._usage import Usage
 from .cache import ExactCache
 from .ledger import CallRecord, Ledger, SummaryRow
 from .pricing import Cost, ModelPrice, PriceTable, Rates
-from .spend import Budget, BudgetAlert, BudgetStatus
+from .spend import Budget, BudgetAlert, BudgetStatus, RateLimits
 
 if TYPE_CHECKING:
     from .cache import Embedder, FakeEmbedder, OpenAIEmbedder, SemanticCache
@@ -64,6 +64,7 @@ __all__ = [
     "PriceTable",
     "PricingError",
     "RateLimitedError",
+    "RateLimits",
     "Rates",
     "Scope",
     "ScopeManager",

@@ -18,10 +18,11 @@ from ._wrap import wrap_client
 from .cache import ExactCache
 from .cache._exact import check_ttl
 from .layers import BudgetLayer, CacheLayer, LedgerLayer
+from .layers.ratelimit import RateLimitLayer
 from .ledger import Ledger
 from .pricing import PriceTable
 from .providers import Operation
-from .spend import Budget, BudgetAlert, BudgetStatus
+from .spend import Budget, BudgetAlert, BudgetStatus, RateLimits
 from .spend._budget import BudgetBook
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ class CostGuardClient:
         layers: Sequence[Layer] = (),
         cache: ExactCache | _Default | None = _DEFAULT,
         semantic: SemanticCache | None = None,
+        rate_limits: RateLimits | None = None,
         budgets: Sequence[Budget] = (),
         on_alert: Callable[[BudgetAlert], object] | None = None,
         alert_at: Sequence[float | str] = ("0.5", "0.8", "1"),
@@ -77,6 +79,9 @@ class CostGuardClient:
             user cache dir); ``None`` turns caching off.
         :param semantic: an opt-in :class:`~costguard.SemanticCache`, consulted after an exact
             miss (needs the exact cache, which holds the answers).
+        :param rate_limits: per-user :class:`~costguard.RateLimits` by the scope's ``tier``,
+            counted in the ledger database (shared by processes); refusals raise
+            :class:`~costguard.RateLimitedError`.
         :param budgets: :class:`~costguard.Budget` limits. Each call reserves its worst case
             against every budget that applies before it is sent, or is refused with
             :class:`~costguard.BudgetExceededError`; kept in the ledger database, so they hold
@@ -117,8 +122,13 @@ class CostGuardClient:
                 on_alert=on_alert,
             )
         budgeting = () if self.budgets is None else (BudgetLayer(self.budgets, self.prices),)
+        self._rate_layer = (
+            None if rate_limits is None else RateLimitLayer(rate_limits, self.ledger.path)
+        )
+        limiting = () if self._rate_layer is None else (self._rate_layer,)
         self.layers: tuple[Layer, ...] = (
             LedgerLayer(self.ledger, self.prices, strict_prices=strict_prices),
+            *limiting,
             *layers,
             *caching,
             *budgeting,
@@ -169,6 +179,8 @@ class CostGuardClient:
         """Commit pending ledger rows and close the ledger, budgets and caches."""
         if self.budgets is not None:
             self.budgets.close()
+        if self._rate_layer is not None:
+            self._rate_layer.close()
         self.ledger.close()
         if self.cache is not None:
             self.cache.close()

@@ -186,6 +186,9 @@ class BudgetBook:
         self._conn = sqlite3.connect(
             path, timeout=30, isolation_level=None, check_same_thread=False
         )
+        # As the ledger: WAL, and no fsync per commit (a commit survives the process dying;
+        # only a power loss can undo the last few).
+        self._conn.execute("PRAGMA synchronous = NORMAL")
         if self.budgets:
             self._publish(timezone)
 

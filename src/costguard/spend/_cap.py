@@ -251,7 +251,7 @@ class Cap:
         floor = _API_FLOOR.get((op.provider, op.name), 1)
         cap = self.limit_for(call.scope.feature)
         if cap is not None:
-            cap = cap
+            cap = max(cap, floor)
         by_cost = None
         if self._ceiling_pd is not None:
             assert price is not None and prompt_tokens is not None
@@ -300,7 +300,8 @@ class Cap:
             tokens = "one output token" if smallest == 1 else f"{smallest} output tokens"
             raise BudgetExceededError(
                 f"call to {call.model!r} refused: its {prompt_tokens:,}-token prompt and "
-                f"{tokens} could cost ${_usd(worst)}, over max_cost_usd=${self.max_cost_usd}",
+                f"{tokens} could cost ${_usd(worst).normalize(_EXACT):f}, over "
+                f"max_cost_usd=${self.max_cost_usd:f}",
                 budget="max_cost_usd",
                 key=None,
                 limit=self.max_cost_usd,

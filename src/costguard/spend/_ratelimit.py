@@ -25,6 +25,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,6 +270,11 @@ def _describe(per: str | float) -> str:
     return per if isinstance(per, str) else f"{per:g} s"
 
 
+def _close_if_owner(conn: sqlite3.Connection, pid: int) -> None:
+    if os.getpid() == pid:
+        conn.close()
+
+
 class RateStore:
     """The ``rate_events`` table of a ledger database, through this store's own connection.
 
@@ -303,6 +309,8 @@ class RateStore:
             conn.close()
             raise
         self._conn, self._pid = conn, os.getpid()
+        # Close it when the store is dropped (never from a forked child: that is the parent's).
+        weakref.finalize(self, _close_if_owner, conn, self._pid)
         return conn
 
     def try_admit(self, bucket: Bucket, now: float) -> Refusal | None:
