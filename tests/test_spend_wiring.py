@@ -28,3 +28,21 @@ def test_rate_limits_on_the_guard_refuse_the_call_past_the_tier(tmp_path: Path) 
         assert len(fake.requests) == 1  # the second call was a cache hit, still counted
         with guard.scope(user="u42", tier="gold"), pytest.raises(costguard.ConfigurationError):
             client.chat.completions.create(model="gpt-4o-mini", messages=HI)
+
+
+def test_a_cap_on_the_guard_reaches_the_request_the_budget_and_the_ledger(tmp_path: Path) -> None:
+    """max_tokens=Cap(...) fills in the limit the SDK sends, and the budget reserves the capped
+    worst case (so a call that would not fit uncapped goes through)."""
+    cap = costguard.Cap(default=1024, per_feature={"classify": 5})
+    budget = costguard.Budget("0.0005")  # gpt-4o-mini's uncapped worst case would not fit
+    with costguard.CostGuardClient(
+        ledger=tmp_path / "l.db", cache=None, max_tokens=cap, budgets=[budget]
+    ) as guard:
+        fake = FakeProvider()
+        client = guard.wrap(fake.openai())
+        with guard.scope(feature="classify"):
+            client.chat.completions.create(model="gpt-4o-mini", messages=HI)
+        assert fake.requests[-1].json["max_completion_tokens"] == 5
+        [row] = guard.ledger.records()
+        assert (row.requested_max_tokens, row.sent_max_tokens) == (None, 5)
+        assert guard.budget_status()[0].spent == row.cost_usd

@@ -31,7 +31,7 @@ from ._usage import Usage
 from .cache import ExactCache
 from .ledger import CallRecord, Ledger, SummaryRow
 from .pricing import Cost, ModelPrice, PriceTable, Rates
-from .spend import Budget, BudgetAlert, BudgetStatus, RateLimits
+from .spend import Budget, BudgetAlert, BudgetStatus, Cap, RateLimits
 
 if TYPE_CHECKING:
     from .cache import Embedder, FakeEmbedder, OpenAIEmbedder, SemanticCache
@@ -44,6 +44,7 @@ __all__ = [
     "BudgetStatus",
     "Call",
     "CallRecord",
+    "Cap",
     "ClientInfo",
     "ConfigurationError",
     "Cost",

@@ -18,11 +18,12 @@ from ._wrap import wrap_client
 from .cache import ExactCache
 from .cache._exact import check_ttl
 from .layers import BudgetLayer, CacheLayer, LedgerLayer
+from .layers.cap import CapLayer
 from .layers.ratelimit import RateLimitLayer
 from .ledger import Ledger
 from .pricing import PriceTable
 from .providers import Operation
-from .spend import Budget, BudgetAlert, BudgetStatus, RateLimits
+from .spend import Budget, BudgetAlert, BudgetStatus, Cap, RateLimits
 from .spend._budget import BudgetBook
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class CostGuardClient:
         cache: ExactCache | _Default | None = _DEFAULT,
         semantic: SemanticCache | None = None,
         rate_limits: RateLimits | None = None,
+        max_tokens: Cap | None = None,
         budgets: Sequence[Budget] = (),
         on_alert: Callable[[BudgetAlert], object] | None = None,
         alert_at: Sequence[float | str] = ("0.5", "0.8", "1"),
@@ -82,6 +84,8 @@ class CostGuardClient:
         :param rate_limits: per-user :class:`~costguard.RateLimits` by the scope's ``tier``,
             counted in the ledger database (shared by processes); refusals raise
             :class:`~costguard.RateLimitedError`.
+        :param max_tokens: a :class:`~costguard.Cap` on output (and optionally input) size and
+            per-call cost; runs before the cache and budgets, so both see the capped request.
         :param budgets: :class:`~costguard.Budget` limits. Each call reserves its worst case
             against every budget that applies before it is sent, or is refused with
             :class:`~costguard.BudgetExceededError`; kept in the ledger database, so they hold
@@ -126,9 +130,11 @@ class CostGuardClient:
             None if rate_limits is None else RateLimitLayer(rate_limits, self.ledger.path)
         )
         limiting = () if self._rate_layer is None else (self._rate_layer,)
+        capping = () if max_tokens is None else (CapLayer(max_tokens, self.prices),)
         self.layers: tuple[Layer, ...] = (
             LedgerLayer(self.ledger, self.prices, strict_prices=strict_prices),
             *limiting,
+            *capping,
             *layers,
             *caching,
             *budgeting,
