@@ -19,6 +19,8 @@ from typing import Any
 
 import openai
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import costguard
 from costguard.ledger import new_id
@@ -403,3 +405,42 @@ def test_a_budgeted_call_is_refused_when_the_ledger_cannot_be_written(tmp_path: 
         with pytest.raises(costguard.LedgerError, match="refused"):
             client.chat.completions.create(model="gpt-4o-mini", messages=HI, max_tokens=10)
         assert fake.requests == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["reserve", "settle", "release"]),
+            st.integers(min_value=1, max_value=400),  # worst case, in tenths of a cent
+            st.integers(min_value=0, max_value=100),  # real cost as a % of the worst case
+        ),
+        max_size=40,
+    )
+)
+def test_any_sequence_of_reservations_keeps_within_the_limit(
+    tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[str, int, int]]
+) -> None:
+    """Whatever the order of reserves, settles and releases, spent + reserved never passes the
+    limit, and spent is exactly the sum of what was settled."""
+    path = tmp_path_factory.mktemp("b") / "l.db"
+    costguard.Ledger(path).close()
+    book = BudgetBook([costguard.Budget(1)], path)
+    holds = []
+    settled = Decimal(0)
+    for action, worst, percent in steps:
+        if action == "reserve":
+            with contextlib.suppress(costguard.BudgetExceededError):
+                holds.append(book.reserve(new_id(), costguard.Scope(), Decimal(worst) / 1000))
+        elif holds:
+            hold = holds.pop(0)
+            if action == "settle":
+                cost = Decimal(hold.amount * percent) / 100 / 10**12
+                book.settle(hold, cost)
+                settled += cost
+            else:
+                book.release(hold)
+        [status] = book.status()
+        assert status.spent + status.reserved <= 1
+        assert status.spent == settled
+    book.close()
