@@ -29,6 +29,7 @@ class ClientInfo:
     api_key_last4: str | None = None
     sdk: Any = field(default=None, compare=False, repr=False)  # the wrapped client itself
     cache_partition: str | None = None  # the exact cache's partition for this API key
+    max_retries: int | None = None  # the client's own setting, before costguard took retries over
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,7 @@ class Outcome:
     attempts: int = 1
     saved_usd: Decimal = Decimal(0)
     max_tokens_sent: int | None = None  # the output limit the SDK was given
+    route: str | None = None  # why the served model is not the requested one (set by routers)
     stream: StreamTap | None = field(default=None, repr=False)
 
     def settled(self, final: Outcome) -> Outcome:

@@ -61,7 +61,16 @@ def _install(guard: CostGuardClient, client: Any, provider: str, is_async: bool)
         key_hash, last4 = guard.ledger.key_fingerprint(api_key)
         if guard.cache is not None:
             partition = guard.cache.partition_for_key(api_key)
-    info = ClientInfo(provider, str(client.base_url), is_async, key_hash, last4, client, partition)
+    info = ClientInfo(
+        provider,
+        str(client.base_url),
+        is_async,
+        key_hash,
+        last4,
+        client,
+        partition,
+        getattr(client, "max_retries", None),
+    )
     for op in operations_for(provider):
         resource = client
         for attr in op.path:

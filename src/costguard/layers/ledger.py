@@ -164,4 +164,5 @@ class LedgerLayer:
             api_key_last4=client.api_key_last4,
             requested_max_tokens=call.max_tokens,
             sent_max_tokens=outcome.max_tokens_sent,
+            route=outcome.route,
         )

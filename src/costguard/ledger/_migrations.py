@@ -127,9 +127,16 @@ def _m002_spend_control(conn: sqlite3.Connection) -> None:
     conn.execute('CREATE INDEX rate_events_by_key ON rate_events ("key", at)')
 
 
+def _m003_routing(conn: sqlite3.Connection) -> None:
+    # Why the served model differs from the requested one: "rule:classify", "tier:draft",
+    # "complexity:0.31", "cascade", "fallback:...".
+    conn.execute("ALTER TABLE calls ADD COLUMN route TEXT")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _m001_calls_and_meta,
     _m002_spend_control,
+    _m003_routing,
     # Append new migrations here. Never edit one above.
 )
 

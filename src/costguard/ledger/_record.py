@@ -83,6 +83,7 @@ class CallRecord:
     api_key_last4: str | None = None
     requested_max_tokens: int | None = None  # the output limit the caller asked for
     sent_max_tokens: int | None = None  # the output limit sent (after capping)
+    route: str | None = None  # why another model served the call (routing, fallback)
 
     def __post_init__(self) -> None:
         if self.ts.tzinfo is not UTC:

@@ -80,6 +80,7 @@ _COLUMNS = (
     "api_key_last4",
     "requested_max_tokens",
     "sent_max_tokens",
+    "route",
 )
 _SELECT_COLUMNS = ", ".join(f'"{c}"' for c in _COLUMNS)
 # Rows reach SQLite as one JSON array of row arrays (the journal's own lines): SQLite unpacks
@@ -470,6 +471,7 @@ def _row(record: CallRecord) -> tuple[Any, ...]:
         record.api_key_last4,
         record.requested_max_tokens,
         record.sent_max_tokens,
+        record.route,
     )
 
 
@@ -595,6 +597,7 @@ def _record(row: Iterable[Any]) -> CallRecord:
         api_key_last4,
         requested_max_tokens,
         sent_max_tokens,
+        route,
     ) = row
     return CallRecord(
         id=id_,
@@ -631,4 +634,5 @@ def _record(row: Iterable[Any]) -> CallRecord:
         api_key_last4=api_key_last4,
         requested_max_tokens=requested_max_tokens,
         sent_max_tokens=sent_max_tokens,
+        route=route,
     )
