@@ -274,14 +274,7 @@ def _tapped(call: Call, stream: Any, install: Callable[[Any, StreamTap], None]) 
 
 def _outcome(op: Operation, response: Any, parsed: Any = None) -> Outcome:
     """``response`` goes back to the caller; usage is read from ``parsed`` when it differs."""
-    reading = op.read(response if parsed is None else parsed)
-    return Outcome(
-        response=response,
-        usage=reading.usage,
-        raw_usage=reading.raw_usage,
-        served_model=reading.served_model,
-        service_tier=reading.service_tier,
-    )
+    return op.read(response if parsed is None else parsed).outcome(response)
 
 
 @functools.cache

@@ -48,15 +48,8 @@ class StreamTap:
         if self._final is not None:
             return
         reading = self._accumulator.result()
-        self._final = Outcome(
-            response=reading.final,  # the assembled answer when collected, else None
-            usage=reading.usage,
-            raw_usage=reading.raw_usage,
-            served_model=reading.served_model,
-            service_tier=reading.service_tier,
-            status=status,
-            error=error,
-        )
+        # The response is the assembled answer when collected (for the cache), else None.
+        self._final = reading.outcome(reading.final, status=status, error=error)
         callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
             _safely(callback, self._final)

@@ -182,14 +182,7 @@ class CacheLayer:
                 stacklevel=2,
             )
             return None
-        return Outcome(
-            response=response,
-            usage=reading.usage,
-            raw_usage=reading.raw_usage,
-            served_model=reading.served_model,
-            service_tier=reading.service_tier,
-            cache=kind,
-        )
+        return reading.outcome(response, cache=kind)
 
     def _keep(
         self,

@@ -12,9 +12,12 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._usage import Usage
+
+if TYPE_CHECKING:
+    from .._call import Outcome
 
 __all__ = [
     "REQUEST_OPTIONS",
@@ -37,6 +40,19 @@ class Reading:
     served_model: str | None = None
     service_tier: str | None = None
     final: Any = None  # a finished stream's answer as the plain SDK object, when collected
+
+    def outcome(self, response: Any, **fields: Any) -> Outcome:
+        """An Outcome returning ``response`` with what this reading says about its cost."""
+        from .._call import Outcome
+
+        return Outcome(
+            response=response,
+            usage=self.usage,
+            raw_usage=self.raw_usage,
+            served_model=self.served_model,
+            service_tier=self.service_tier,
+            **fields,
+        )
 
 
 class StreamAccumulator(Protocol):
