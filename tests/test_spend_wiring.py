@@ -46,3 +46,21 @@ def test_a_cap_on_the_guard_reaches_the_request_the_budget_and_the_ledger(tmp_pa
         [row] = guard.ledger.records()
         assert (row.requested_max_tokens, row.sent_max_tokens) == (None, 5)
         assert guard.budget_status()[0].spent == row.cost_usd
+
+
+def test_with_retry_the_wrapped_client_keeps_its_own_setting_for_unguarded_endpoints(
+    tmp_path: Path,
+) -> None:
+    """retry= takes over guarded calls only: the client still reads max_retries=3, and a
+    guarded call makes exactly max_retries + 1 attempts."""
+    waits: list[float] = []
+    retry = costguard.Retry(sleep=waits.append, jitter=lambda: 0.0)
+    with costguard.CostGuardClient(ledger=tmp_path / "l.db", cache=None, retry=retry) as guard:
+        fake = FakeProvider()
+        client = guard.wrap(fake.openai(max_retries=3))
+        assert client.max_retries == 3
+        fake.fail(503, times=3)
+        client.chat.completions.create(model="gpt-4o-mini", messages=HI)
+        assert len(fake.requests) == 4 and len(waits) == 3
+        [row] = guard.ledger.records()
+        assert (row.attempts, row.status) == (4, "ok")

@@ -31,6 +31,7 @@ from ._usage import Usage
 from .cache import ExactCache
 from .ledger import CallRecord, Ledger, SummaryRow
 from .pricing import Cost, ModelPrice, PriceTable, Rates
+from .resilience import Retry
 from .spend import Budget, BudgetAlert, BudgetStatus, Cap, RateLimits
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ __all__ = [
     "RateLimitedError",
     "RateLimits",
     "Rates",
+    "Retry",
     "Scope",
     "ScopeManager",
     "SemanticCache",

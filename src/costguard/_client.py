@@ -20,9 +20,11 @@ from .cache._exact import check_ttl
 from .layers import BudgetLayer, CacheLayer, LedgerLayer
 from .layers.cap import CapLayer
 from .layers.ratelimit import RateLimitLayer
+from .layers.retry import RetryLayer
 from .ledger import Ledger
 from .pricing import PriceTable
 from .providers import Operation
+from .resilience import Retry
 from .spend import Budget, BudgetAlert, BudgetStatus, Cap, RateLimits
 from .spend._budget import BudgetBook
 
@@ -63,6 +65,7 @@ class CostGuardClient:
         semantic: SemanticCache | None = None,
         rate_limits: RateLimits | None = None,
         max_tokens: Cap | None = None,
+        retry: Retry | None = None,
         budgets: Sequence[Budget] = (),
         on_alert: Callable[[BudgetAlert], object] | None = None,
         alert_at: Sequence[float | str] = ("0.5", "0.8", "1"),
@@ -86,6 +89,9 @@ class CostGuardClient:
             :class:`~costguard.RateLimitedError`.
         :param max_tokens: a :class:`~costguard.Cap` on output (and optionally input) size and
             per-call cost; runs before the cache and budgets, so both see the capped request.
+        :param retry: a :class:`~costguard.Retry` policy: costguard then owns retries (the
+            wrapped clients' own retries are turned off for guarded calls, and their
+            ``max_retries`` becomes the default number of attempts).
         :param budgets: :class:`~costguard.Budget` limits. Each call reserves its worst case
             against every budget that applies before it is sent, or is refused with
             :class:`~costguard.BudgetExceededError`; kept in the ledger database, so they hold
@@ -138,7 +144,9 @@ class CostGuardClient:
             *layers,
             *caching,
             *budgeting,
+            *(() if retry is None else (RetryLayer(retry),)),
         )
+        self.owns_retries = retry is not None
         self._handle = fold(self.layers, _send)
         self._ahandle = fold_async(self.layers, _asend)
 

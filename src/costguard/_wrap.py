@@ -4,7 +4,8 @@
 then sets, on that copy's own resource objects, instance attributes that shadow the guarded
 methods. Nothing else changes: ``type(wrapped) is type(client)``, every other attribute and
 endpoint is the SDK's own, and the user's original client is untouched. ``copy()`` and
-``with_options()`` on the wrapped client return wrapped copies.
+``with_options()`` on the wrapped client return wrapped copies. With a retry layer, guarded
+methods send through a second copy with ``max_retries=0``: costguard owns retries then.
 """
 
 from __future__ import annotations
@@ -71,11 +72,15 @@ def _install(guard: CostGuardClient, client: Any, provider: str, is_async: bool)
         partition,
         getattr(client, "max_retries", None),
     )
+    # When costguard owns retries, guarded calls go through a twin of the client that never
+    # retries on its own (attempts would multiply); the client itself keeps its max_retries
+    # for every endpoint costguard does not guard.
+    sender = type(client).copy(client, max_retries=0) if guard.owns_retries else client
     for op in operations_for(provider):
-        resource = client
+        resource, twin = client, sender
         for attr in op.path:
-            resource = getattr(resource, attr)
-        original = getattr(type(resource), op.method).__get__(resource)
+            resource, twin = getattr(resource, attr), getattr(twin, attr)
+        original = getattr(type(twin), op.method).__get__(twin)
         setattr(resource, op.method, _guarded(guard, op, original, info, is_async))
 
     sdk_copy = type(client).copy

@@ -21,6 +21,7 @@ from .._errors import CostGuardWarning, UnknownModelPriceError
 from .._usage import Usage
 from ..ledger import CallRecord, Ledger, new_id
 from ..pricing import PriceTable, Rates
+from ..resilience import attempts_made
 from ._pricing import price_outcome, service_tier
 
 __all__ = ["LedgerLayer"]
@@ -33,7 +34,13 @@ _RATE_FIELDS = tuple(f.name for f in fields(Rates))
 
 def _failed(error: Exception) -> Outcome:
     """A request that failed before any answer: providers bill nothing for it."""
-    return Outcome(response=None, usage=_NO_USAGE, status="error", error=error)
+    return Outcome(
+        response=None,
+        usage=_NO_USAGE,
+        status="error",
+        error=error,
+        attempts=attempts_made(error),
+    )
 
 
 class LedgerLayer:
