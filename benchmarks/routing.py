@@ -2,22 +2,25 @@
 
 Run:  python benchmarks/routing.py [--repeat 2000]
 
-Each row times one Call through ``Router.select`` (rule, complexity and tier steps: the
-decision itself) and through ``Router.plan`` (the decision plus the fit check, which counts the
-prompt offline whenever the model changes), and prints the median and 99th percentile in
-microseconds. Nothing is sent: the calls are built directly, with the packaged price table.
+Each row times one Call (asking for gpt-4o) through ``Router.select`` (rule, complexity and
+tier steps: the decision itself) and through ``Router.plan`` (the decision plus the fit check,
+which counts the prompt offline whenever the model changes), and prints where it was routed
+and the median and 99th percentile in microseconds. Nothing is sent: the calls are built
+directly, with the packaged price table.
 
 - rule: a feature rule sends the call to another model;
 - tier: a tier maps the requested model to a cheaper one;
 - complexity short / long: the complexity router scores a one-line prompt, and a prompt of
   about 2,000 and 40,000 characters (a pasted document with a question; the longest is read
-  at its two ends only);
+  at its two ends only); "hard ~40k chars" asks gpt-4o-mini, so the strong model is chosen
+  and the 40k-character prompt is counted for the fit check;
 - no match: nothing applies (a tier the router does not list).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -38,9 +41,14 @@ DOCUMENT = (
 )
 
 
-def call(text: str, *, feature: str | None = None, tier: str | None = None) -> Call:
+HARD = "\n\nCompare the two plans step by step, explain the trade-offs and justify a choice."
+
+
+def call(
+    text: str, *, feature: str | None = None, tier: str | None = None, model: str = "gpt-4o"
+) -> Call:
     params: Mapping[str, Any] = {
-        "model": "gpt-4o",
+        "model": model,
         "messages": [{"role": "user", "content": text}],
         "max_completion_tokens": 512,
     }
@@ -86,19 +94,25 @@ def main(argv: list[str] | None = None) -> None:
         ("complexity short", router, call("Translate 'good morning' into Spanish.")),
         ("complexity ~2k chars", router, call(medium)),
         ("complexity ~40k chars", router, call(long)),
+        ("hard ~40k chars", router, call(long + HARD, model="gpt-4o-mini")),
         ("no match", tiers_only, call("Write a haiku about autumn.", tier="pro")),
     ]
     print(f"median / p99 of {args.repeat} runs, microseconds (Router.select, Router.plan)")
     print()
-    print("| decision | prompt chars | select median | select p99 | plan median | plan p99 |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "| decision | prompt chars | routed to | select median | select p99 "
+        "| plan median | plan p99 |"
+    )
+    print("|---|---:|---|---:|---:|---:|---:|")
     for name, chosen, the_call in cases:
         chosen.validate(PRICES)
         text = the_call.params["messages"][-1]["content"]
-        s_med, s_p99 = timings(lambda r=chosen, c=the_call: r.select(c, PRICES), args.repeat)
-        p_med, p_p99 = timings(lambda r=chosen, c=the_call: r.plan(c, PRICES), args.repeat)
+        s_med, s_p99 = timings(functools.partial(chosen.select, the_call, PRICES), args.repeat)
+        p_med, p_p99 = timings(functools.partial(chosen.plan, the_call, PRICES), args.repeat)
+        route = chosen.plan(the_call, PRICES)
         print(
-            f"| {name} | {len(text):,} | {s_med:.1f} | {s_p99:.1f} | {p_med:.1f} | {p_p99:.1f} |"
+            f"| {name} | {len(text):,} | {route.model} ({route.reason or 'unchanged'}) "
+            f"| {s_med:.1f} | {s_p99:.1f} | {p_med:.1f} | {p_p99:.1f} |"
         )
     print()
     short, _ = timings(lambda: score_complexity("Translate 'good morning' into Spanish."), 2000)

@@ -64,3 +64,19 @@ def test_with_retry_the_wrapped_client_keeps_its_own_setting_for_unguarded_endpo
         assert len(fake.requests) == 4 and len(waits) == 3
         [row] = guard.ledger.records()
         assert (row.attempts, row.status) == (4, "ok")
+
+
+def test_a_router_on_the_guard_sends_the_cheaper_model_and_the_ledger_says_why(
+    tmp_path: Path,
+) -> None:
+    """router= rewrites the model for a feature rule; the ledger keeps requested, served, why."""
+    router = costguard.Router(rules={"classify": "gpt-4o-mini"})
+    with costguard.CostGuardClient(ledger=tmp_path / "l.db", cache=None, router=router) as guard:
+        fake = FakeProvider()
+        client = guard.wrap(fake.openai())
+        with guard.scope(feature="classify"):
+            client.chat.completions.create(model="gpt-4o", messages=HI)
+        assert fake.requests[-1].json["model"] == "gpt-4o-mini"
+        [row] = guard.ledger.records()
+        assert (row.requested_model, row.route) == ("gpt-4o", "rule:classify")
+        assert row.served_model is not None and row.served_model.startswith("gpt-4o-mini")

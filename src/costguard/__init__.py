@@ -32,6 +32,7 @@ from .cache import ExactCache
 from .ledger import CallRecord, Ledger, SummaryRow
 from .pricing import Cost, ModelPrice, PriceTable, Rates
 from .resilience import Retry
+from .routing import ComplexityRouter, Router
 from .spend import Budget, BudgetAlert, BudgetStatus, Cap, RateLimits
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ __all__ = [
     "CallRecord",
     "Cap",
     "ClientInfo",
+    "ComplexityRouter",
     "ConfigurationError",
     "Cost",
     "CostGuardClient",
@@ -69,6 +71,7 @@ __all__ = [
     "RateLimits",
     "Rates",
     "Retry",
+    "Router",
     "Scope",
     "ScopeManager",
     "SemanticCache",

@@ -21,10 +21,12 @@ from .layers import BudgetLayer, CacheLayer, LedgerLayer
 from .layers.cap import CapLayer
 from .layers.ratelimit import RateLimitLayer
 from .layers.retry import RetryLayer
+from .layers.route import RouteLayer
 from .ledger import Ledger
 from .pricing import PriceTable
 from .providers import Operation
 from .resilience import Retry
+from .routing import Router
 from .spend import Budget, BudgetAlert, BudgetStatus, Cap, RateLimits
 from .spend._budget import BudgetBook
 
@@ -65,6 +67,7 @@ class CostGuardClient:
         semantic: SemanticCache | None = None,
         rate_limits: RateLimits | None = None,
         max_tokens: Cap | None = None,
+        router: Router | None = None,
         retry: Retry | None = None,
         budgets: Sequence[Budget] = (),
         on_alert: Callable[[BudgetAlert], object] | None = None,
@@ -89,6 +92,9 @@ class CostGuardClient:
             :class:`~costguard.RateLimitedError`.
         :param max_tokens: a :class:`~costguard.Cap` on output (and optionally input) size and
             per-call cost; runs before the cache and budgets, so both see the capped request.
+        :param router: a :class:`~costguard.Router` choosing a cheaper model by feature rule,
+            complexity or tier; runs after the cap and before the cache and budgets, so both
+            see the routed request. The ledger records why (``route``).
         :param retry: a :class:`~costguard.Retry` policy: costguard then owns retries (the
             wrapped clients' own retries are turned off for guarded calls, and their
             ``max_retries`` becomes the default number of attempts).
@@ -137,10 +143,12 @@ class CostGuardClient:
         )
         limiting = () if self._rate_layer is None else (self._rate_layer,)
         capping = () if max_tokens is None else (CapLayer(max_tokens, self.prices),)
+        routing = () if router is None else (RouteLayer(router, self.prices),)
         self.layers: tuple[Layer, ...] = (
             LedgerLayer(self.ledger, self.prices, strict_prices=strict_prices),
             *limiting,
             *capping,
+            *routing,
             *layers,
             *caching,
             *budgeting,
