@@ -141,6 +141,15 @@ def main() -> None:
             ) as held:
                 pair = _sync_pair(plain, held.wrap(fake.openai()), "openai")
                 budgeted.append((f"{count} budget(s)", *_measure(args.calls, *pair)))
+        router = costguard.Router(
+            rules={"classify": "gpt-4o-mini"},
+            complexity=costguard.ComplexityRouter(cheap="gpt-4o-mini", strong="gpt-4o"),
+        )
+        with costguard.CostGuardClient(
+            ledger=Path(tmp) / "routed.db", cache=None, router=router, retry=costguard.Retry()
+        ) as routed:
+            pair = _sync_pair(plain, routed.wrap(fake.openai()), "openai")
+            budgeted.append(("router + retry", *_measure(args.calls, *pair)))
         guard.close()
         cached.close()
 
@@ -148,7 +157,8 @@ def main() -> None:
     print("target: ratio <= 1.15\n")
     _table("exact-cache hit (ledger on) vs raw SDK call on the same fake transport", hits)
     print("target: ratio <= 0.5\n")
-    print("budgets: reserve + settle per call (openai sync), vs the ledger-only guarded call")
+    print("budgets, or router + retry (no failures), per call (openai sync) vs the ledger-only")
+    print("guarded call")
     print(f"{'case':<18}{'ledger µs':>10}{'budgeted µs':>13}{'ratio':>8}{'added µs':>10}")
     for name, r, g in budgeted:
         print(f"{name:<18}{r:>10.1f}{g:>13.1f}{g / r:>8.3f}{g - r:>10.1f}")
