@@ -70,7 +70,7 @@ def test_importing_costguard_imports_neither_sdk_nor_tiktoken() -> None:
     import sys
 
     code = (
-        "import sys, costguard; heavy = ('openai', 'anthropic', 'tiktoken', 'httpx2'); "
+        "import sys, costguard; heavy = ('openai', 'anthropic', 'tiktoken', 'httpx2', 'numpy', 'tenacity', 'diskcache'); "
         "print(sorted(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

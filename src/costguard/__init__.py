@@ -31,12 +31,12 @@ from ._usage import Usage
 from .cache import ExactCache
 from .ledger import CallRecord, Ledger, SummaryRow
 from .pricing import Cost, ModelPrice, PriceTable, Rates
-from .resilience import Retry
-from .routing import ComplexityRouter, Router
-from .spend import Budget, BudgetAlert, BudgetStatus, Cap, RateLimits
 
 if TYPE_CHECKING:
     from .cache import Embedder, FakeEmbedder, OpenAIEmbedder, SemanticCache
+    from .resilience import Retry
+    from .routing import ComplexityRouter, Router
+    from .spend import Budget, BudgetAlert, BudgetStatus, Cap, RateLimits
 
 __all__ = [
     "AsyncHandler",
@@ -89,13 +89,28 @@ __all__ = [
 # A library stays quiet unless the application configures logging.
 logging.getLogger("costguard").addHandler(logging.NullHandler())
 
-_SEMANTIC = frozenset({"Embedder", "FakeEmbedder", "OpenAIEmbedder", "SemanticCache"})
+# Features that need more than the core (numpy, tenacity, ...) load on first use, so that
+# `import costguard` stays light.
+_LAZY = {
+    "Budget": "spend",
+    "BudgetAlert": "spend",
+    "BudgetStatus": "spend",
+    "Cap": "spend",
+    "ComplexityRouter": "routing",
+    "Embedder": "cache",
+    "FakeEmbedder": "cache",
+    "OpenAIEmbedder": "cache",
+    "RateLimits": "spend",
+    "Retry": "resilience",
+    "Router": "routing",
+    "SemanticCache": "cache",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # The semantic cache needs numpy: load it on first use, not at `import costguard`.
-    if name in _SEMANTIC:
-        from . import cache
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
 
-        return getattr(cache, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)

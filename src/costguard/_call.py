@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ._streams import StreamTap
     from .providers import Operation
 
-__all__ = ["Call", "ClientInfo", "Outcome"]
+__all__ = ["Call", "ClientInfo", "Outcome", "attempts_made", "note_attempts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,3 +111,22 @@ class Outcome:
             error=final.error,
             stream=None,
         )
+
+
+_ATTEMPTS_ATTR = "_costguard_attempts"
+
+
+def attempts_made(error: BaseException) -> int:
+    """How many attempts a call made before ``error`` reached its caller (1 if not retried).
+
+    The retry layer notes the count on the provider's exception as it re-raises it (a private
+    attribute; the exception is otherwise unchanged), so that the ledger can record one row
+    with the right ``attempts`` for a call that failed.
+    """
+    count = getattr(error, _ATTEMPTS_ATTR, 1)
+    return count if isinstance(count, int) and count >= 1 else 1
+
+
+def note_attempts(error: BaseException, attempts: int) -> None:
+    """Record on ``error`` that it ended a call after ``attempts`` attempts."""
+    setattr(error, _ATTEMPTS_ATTR, attempts)

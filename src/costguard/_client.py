@@ -17,21 +17,19 @@ from ._streams import StreamTap, tap_async, tap_sync
 from ._wrap import wrap_client
 from .cache import ExactCache
 from .cache._exact import check_ttl
-from .layers import BudgetLayer, CacheLayer, LedgerLayer
-from .layers.cap import CapLayer
-from .layers.ratelimit import RateLimitLayer
-from .layers.retry import RetryLayer
-from .layers.route import RouteLayer
+from .layers.cache import CacheLayer
+from .layers.ledger import LedgerLayer
 from .ledger import Ledger
 from .pricing import PriceTable
 from .providers import Operation
-from .resilience import Retry
-from .routing import Router
-from .spend import Budget, BudgetAlert, BudgetStatus, Cap, RateLimits
-from .spend._budget import BudgetBook
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the optional layers load only when configured
     from .cache import SemanticCache
+    from .layers.ratelimit import RateLimitLayer
+    from .resilience import Retry
+    from .routing import Router
+    from .spend import Budget, BudgetAlert, BudgetStatus, Cap, RateLimits
+    from .spend._budget import BudgetBook
 
 __all__ = ["CostGuardClient", "wrap"]
 
@@ -129,6 +127,8 @@ class CostGuardClient:
         caching = () if self.cache is None else (CacheLayer(self.cache, semantic),)
         self.budgets: BudgetBook | None = None
         if budgets:
+            from .spend._budget import BudgetBook
+
             self.budgets = BudgetBook(
                 budgets,
                 self.ledger.path,
@@ -137,22 +137,39 @@ class CostGuardClient:
                 alert_at=alert_at,
                 on_alert=on_alert,
             )
-        budgeting = () if self.budgets is None else (BudgetLayer(self.budgets, self.prices),)
-        self._rate_layer = (
-            None if rate_limits is None else RateLimitLayer(rate_limits, self.ledger.path)
-        )
-        limiting = () if self._rate_layer is None else (self._rate_layer,)
-        capping = () if max_tokens is None else (CapLayer(max_tokens, self.prices),)
-        routing = () if router is None else (RouteLayer(router, self.prices),)
+        budgeting: tuple[Layer, ...] = ()
+        if self.budgets is not None:
+            from .layers.budget import BudgetLayer
+
+            budgeting = (BudgetLayer(self.budgets, self.prices),)
+        self._rate_layer: RateLimitLayer | None = None
+        optional: dict[str, tuple[Layer, ...]] = {}
+        if rate_limits is not None:
+            from .layers.ratelimit import RateLimitLayer
+
+            self._rate_layer = RateLimitLayer(rate_limits, self.ledger.path)
+            optional["limiting"] = (self._rate_layer,)
+        if max_tokens is not None:
+            from .layers.cap import CapLayer
+
+            optional["capping"] = (CapLayer(max_tokens, self.prices),)
+        if router is not None:
+            from .layers.route import RouteLayer
+
+            optional["routing"] = (RouteLayer(router, self.prices),)
+        if retry is not None:
+            from .layers.retry import RetryLayer
+
+            optional["retrying"] = (RetryLayer(retry),)
         self.layers: tuple[Layer, ...] = (
             LedgerLayer(self.ledger, self.prices, strict_prices=strict_prices),
-            *limiting,
-            *capping,
-            *routing,
+            *optional.get("limiting", ()),
+            *optional.get("capping", ()),
+            *optional.get("routing", ()),
             *layers,
             *caching,
             *budgeting,
-            *(() if retry is None else (RetryLayer(retry),)),
+            *optional.get("retrying", ()),
         )
         self.owns_retries = retry is not None
         self._handle = fold(self.layers, _send)

@@ -10,13 +10,17 @@ wrapped: they reach the caller unchanged. Everything below is a decision costgua
     ├── PricingError                the price table cannot answer
     │   └── UnknownModelPriceError  no price for this model, and the guard is strict
     ├── BudgetExceededError         the call's worst case does not fit a budget (nothing sent)
-    └── RateLimitedError            a per-user rate limit refused the call (carries retry_after)
+    ├── RateLimitedError            a per-user rate limit refused the call (carries retry_after)
+    └── FallbackExhaustedError      the model and every fallback failed or were skipped
+                                    (carries attempts; __cause__ is the last provider error)
 
     CostGuardWarning                degraded but working (unpriced model, failing sink, ...)
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 __all__ = [
@@ -24,6 +28,8 @@ __all__ = [
     "ConfigurationError",
     "CostGuardError",
     "CostGuardWarning",
+    "FallbackAttempt",
+    "FallbackExhaustedError",
     "InvalidRequestError",
     "LedgerError",
     "PricingError",
@@ -107,6 +113,43 @@ class RateLimitedError(CostGuardError):
         super().__init__(message)
         self.retry_after = retry_after
         self.key = key
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackAttempt:
+    """One model of a fallback chain, as a guarded call went through it.
+
+    Either the model was sent to and failed (``error`` is the exception's type name,
+    ``message`` its text, ``wait_s`` the server's ``retry-after`` if it sent one), or it was
+    not sent to at all (``skipped`` says why, e.g. ``"cooling down"``; ``wait_s`` is then the
+    cooldown left, if any).
+    """
+
+    model: str
+    error: str | None = None
+    message: str | None = None
+    wait_s: float | None = None
+    skipped: str | None = None
+
+    def describe(self) -> str:
+        """``"gpt-4o (InternalServerError)"`` or ``"gpt-4o-mini (skipped: cooling down)"``."""
+        if self.skipped is not None:
+            return f"{self.model} (skipped: {self.skipped})"
+        return f"{self.model} ({self.error})"
+
+
+class FallbackExhaustedError(CostGuardError):
+    """A call failed on its model and on every fallback (each failed or was skipped).
+
+    ``attempts`` lists every model in the order considered; ``__cause__`` is the last
+    provider error (``None`` if every model was skipped).
+    """
+
+    def __init__(self, requested: str, attempts: Sequence[FallbackAttempt]) -> None:
+        listed = ", ".join(attempt.describe() for attempt in attempts)
+        super().__init__(f"every model failed for {requested!r}: {listed}")
+        self.requested = requested
+        self.attempts = list(attempts)
 
 
 class CostGuardWarning(UserWarning):

@@ -15,13 +15,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from types import MappingProxyType
 
-from .._call import Call, Outcome
+from .._call import Call, Outcome, attempts_made
 from .._chain import AsyncHandler, Handler
 from .._errors import CostGuardWarning, UnknownModelPriceError
 from .._usage import Usage
 from ..ledger import CallRecord, Ledger, new_id
 from ..pricing import PriceTable, Rates
-from ..resilience import attempts_made
 from ._pricing import price_outcome, service_tier
 
 __all__ = ["LedgerLayer"]

@@ -16,10 +16,10 @@ costguard owns retries when this layer is in the chain: the wrapped clients must
 
 from __future__ import annotations
 
-from .._call import Call, Outcome
+from .._call import Call, Outcome, note_attempts
 from .._chain import AsyncHandler, Handler
 from .._errors import ConfigurationError
-from ..resilience._retry import Retry, note_attempts
+from ..resilience._retry import Retry
 
 __all__ = ["RetryLayer"]
 

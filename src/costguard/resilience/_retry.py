@@ -37,7 +37,7 @@ from tenacity import RetryCallState
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from .._call import ClientInfo
+from .._call import ClientInfo, attempts_made
 from .._errors import ConfigurationError, CostGuardError
 
 __all__ = ["Retry", "attempts_made"]
@@ -51,7 +51,6 @@ JITTER_FRACTION = 0.25
 
 _RETRYABLE_STATUSES = frozenset({408, 409, 429})
 _SDKS = ("openai", "anthropic")
-_ATTEMPTS_ATTR = "_costguard_attempts"
 
 
 async def _asyncio_sleep(seconds: float) -> None:
@@ -59,22 +58,6 @@ async def _asyncio_sleep(seconds: float) -> None:
     import asyncio
 
     await asyncio.sleep(seconds)
-
-
-def attempts_made(error: BaseException) -> int:
-    """How many attempts a call made before ``error`` reached its caller (1 if not retried).
-
-    The retry layer notes the count on the provider's exception as it re-raises it (a private
-    attribute; the exception is otherwise unchanged), so that the ledger can record one row
-    with the right ``attempts`` for a call that failed.
-    """
-    count = getattr(error, _ATTEMPTS_ATTR, 1)
-    return count if isinstance(count, int) and count >= 1 else 1
-
-
-def note_attempts(error: BaseException, attempts: int) -> None:
-    """Record on ``error`` that it ended a call after ``attempts`` attempts."""
-    setattr(error, _ATTEMPTS_ATTR, attempts)
 
 
 def _wait_setting(name: str, value: object, *, finite: bool = False) -> float:
