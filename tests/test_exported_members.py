@@ -65,12 +65,13 @@ def test_public_names_are_pinned() -> None:
 
 
 def test_importing_costguard_imports_neither_sdk_nor_tiktoken() -> None:
-    """`import costguard` stays cheap: the SDKs and tiktoken load only when used."""
+    """`import costguard` stays cheap: SDKs, tiktoken, numpy, tenacity, diskcache load on use."""
     import subprocess
     import sys
 
     code = (
-        "import sys, costguard; heavy = ('openai', 'anthropic', 'tiktoken', 'httpx2', 'numpy', 'tenacity', 'diskcache'); "
+        "import sys, costguard; heavy = ('openai', 'anthropic', 'tiktoken', 'httpx2', "
+        "'numpy', 'tenacity', 'diskcache'); "
         "print(sorted(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
