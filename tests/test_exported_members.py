@@ -34,6 +34,8 @@ def test_public_names_are_pinned() -> None:
         "Embedder",
         "ExactCache",
         "FakeEmbedder",
+        "FallbackAttempt",
+        "FallbackExhaustedError",
         "Handler",
         "InvalidRequestError",
         "Layer",

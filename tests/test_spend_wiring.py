@@ -80,3 +80,61 @@ def test_a_router_on_the_guard_sends_the_cheaper_model_and_the_ledger_says_why(
         [row] = guard.ledger.records()
         assert (row.requested_model, row.route) == ("gpt-4o", "rule:classify")
         assert row.served_model is not None and row.served_model.startswith("gpt-4o-mini")
+
+
+def test_a_dead_openai_model_falls_back_to_claude_and_the_caller_still_gets_a_chat_completion(
+    tmp_path: Path,
+) -> None:
+    """fallbacks= crosses providers: the chat request is translated for Claude, sent through the
+    wrapped Anthropic client, priced at Claude's rates, and answered as a ChatCompletion."""
+    from openai.types.chat import ChatCompletion
+
+    with costguard.CostGuardClient(
+        ledger=tmp_path / "l.db", cache=None, fallbacks={"gpt-4o": ["claude-haiku-4-5"]}
+    ) as guard:
+        fake = FakeProvider()
+        gpt = guard.wrap(fake.openai())
+        guard.wrap(fake.anthropic())
+        fake.fail(503, provider="openai")
+        answer = gpt.chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "system", "content": "Be brief."}, *HI],
+            max_tokens=100,
+        )
+        assert type(answer) is ChatCompletion and answer.choices[0].message.content
+        assert [r.provider for r in fake.requests] == ["openai", "anthropic"]
+        assert fake.requests[-1].json["system"] == "Be brief."
+        [row] = guard.ledger.records()
+        assert (row.requested_model, row.route) == ("gpt-4o", "fallback:claude-haiku-4-5")
+        assert row.served_model == "claude-haiku-4-5" and row.status == "ok"
+        price = guard.prices.require("claude-haiku-4-5")
+        assert (
+            row.cost_usd
+            == (
+                row.usage.input_tokens * price.base.input
+                + row.usage.output_tokens * price.base.output
+            )
+            / 1_000_000
+        )
+
+
+def test_a_fallback_that_cannot_be_reached_is_skipped_with_its_reason(tmp_path: Path) -> None:
+    """With no Anthropic client wrapped, or an untranslatable request, the fallback is skipped
+    and FallbackExhaustedError lists why, with the provider's error as its cause."""
+    import openai
+
+    with costguard.CostGuardClient(
+        ledger=tmp_path / "l.db", cache=None, fallbacks={"gpt-4o": ["claude-haiku-4-5"]}
+    ) as guard:
+        fake = FakeProvider()
+        gpt = guard.wrap(fake.openai())
+        fake.fail(503)
+        with pytest.raises(costguard.FallbackExhaustedError) as caught:
+            gpt.chat.completions.create(model="gpt-4o", messages=HI)
+        assert isinstance(caught.value.__cause__, openai.InternalServerError)
+        assert "no anthropic client" in str(caught.value.attempts[-1].skipped)
+        guard.wrap(fake.anthropic())
+        fake.fail(503)
+        with pytest.raises(costguard.FallbackExhaustedError) as caught:
+            gpt.chat.completions.create(model="gpt-4o", messages=HI, n=2)
+        assert "n=2" in str(caught.value.attempts[-1].skipped)

@@ -21,7 +21,7 @@ from costguard.resilience._translate import (
 )
 from costguard.testing import FakeProvider
 
-CLAUDE = "claude-sonnet-4-5"
+CLAUDE = "claude-sonnet-4-6"
 GPT = "gpt-4o"
 PNG = "iVBORw0KGgoAAAANSUhEUg=="
 
@@ -124,6 +124,16 @@ def test_base64_image_becomes_a_base64_source_and_back() -> None:
         "source": {"type": "base64", "media_type": "image/png", "data": PNG},
     }
     assert _round_trip({"messages": messages})["messages"] == messages
+
+
+def test_image_detail_is_dropped() -> None:
+    url = "https://example.com/cat.jpg"
+    part = {"type": "image_url", "image_url": {"url": url, "detail": "low"}}
+    translated = chat_to_messages({"messages": [{"role": "user", "content": [part]}]}, model=CLAUDE)
+    assert translated["messages"][0]["content"][0] == {
+        "type": "image",
+        "source": {"type": "url", "url": url},
+    }
 
 
 def test_http_image_becomes_a_url_source_and_back() -> None:
@@ -271,12 +281,20 @@ def test_stop_becomes_stop_sequences_and_back() -> None:
     assert _round_trip({"messages": [], "stop": ["a", "b"]})["stop"] == ["a", "b"]
 
 
-def test_temperature_and_top_p_pass_through_both_ways() -> None:
-    params = {"messages": [], "temperature": 0.3, "top_p": 0.9}
+def test_temperature_and_top_p_are_dropped_because_anthropic_2_has_no_sampling_params() -> None:
+    params = {"messages": [], "temperature": 1.5, "top_p": 0.9}
     translated = chat_to_messages(params, model=CLAUDE)
-    assert (translated["temperature"], translated["top_p"]) == (0.3, 0.9)
-    back = _round_trip(params)
-    assert (back["temperature"], back["top_p"]) == (0.3, 0.9)
+    assert "temperature" not in translated
+    assert "top_p" not in translated
+
+
+def test_sampling_params_are_refused_from_anthropic_kwargs() -> None:
+    with pytest.raises(Untranslatable, match="temperature"):
+        messages_to_chat({"max_tokens": 5, "messages": [], "temperature": 0.5}, model=GPT)
+
+
+def test_timeout_passes_through_both_ways() -> None:
+    assert _round_trip({"messages": [], "timeout": 30.0})["timeout"] == 30.0
 
 
 def test_max_completion_tokens_becomes_max_tokens_and_back() -> None:
@@ -303,7 +321,7 @@ def test_the_target_model_replaces_the_requested_one() -> None:
 
 
 def test_serving_hints_are_dropped() -> None:
-    params = {"messages": [], "seed": 7, "store": True, "service_tier": "flex", "n": 1}
+    params = {"messages": [], "seed": 7, "store": True, "service_tier": "flex", "n": 1, "top_p": 1}
     assert chat_to_messages(params, model=CLAUDE) == {
         "model": CLAUDE,
         "messages": [],
@@ -336,7 +354,6 @@ def test_serving_hints_are_dropped() -> None:
         ({"response_format": {"type": "json_object"}}, "json_object"),
         ({"modalities": ["text", "audio"]}, "modalities"),
         ({"audio": {"voice": "alloy", "format": "mp3"}}, "audio"),
-        ({"temperature": 1.5}, "temperature=1.5 is above Anthropic's maximum of 1"),
         ({"reasoning_effort": "high"}, "reasoning_effort"),
         ({"stream": True}, "stream"),
         ({"prediction": {"type": "content", "content": "x"}}, "prediction"),
@@ -648,3 +665,21 @@ def test_a_fallback_to_the_fake_anthropic_gives_a_chat_completion_with_its_text(
     assert completion.model == CLAUDE
     assert completion.usage is not None
     assert completion.usage.prompt_tokens > 0
+
+
+def test_a_fallback_to_the_fake_openai_gives_an_anthropic_message_with_its_text() -> None:
+    fake = FakeProvider()
+    fake.reply("Hello from GPT")
+    params = {
+        "model": CLAUDE,
+        "max_tokens": 50,
+        "system": "Be brief.",
+        "messages": [{"role": "user", "content": "Hi"}],
+        "stop_sequences": ["END"],
+    }
+    completion = fake.openai().chat.completions.create(**messages_to_chat(params, model=GPT))
+    message = chat_to_message(completion, requested_model=CLAUDE)
+    assert type(message) is anthropic.types.Message
+    assert message.content[0].type == "text"
+    assert message.content[0].text == "Hello from GPT"
+    assert message.model.startswith(GPT)

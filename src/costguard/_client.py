@@ -66,6 +66,8 @@ class CostGuardClient:
         rate_limits: RateLimits | None = None,
         max_tokens: Cap | None = None,
         router: Router | None = None,
+        fallbacks: Mapping[str, Sequence[str]] | None = None,
+        cooldown_s: float = 30.0,
         retry: Retry | None = None,
         budgets: Sequence[Budget] = (),
         on_alert: Callable[[BudgetAlert], object] | None = None,
@@ -93,6 +95,12 @@ class CostGuardClient:
         :param router: a :class:`~costguard.Router` choosing a cheaper model by feature rule,
             complexity or tier; runs after the cap and before the cache and budgets, so both
             see the routed request. The ledger records why (``route``).
+        :param fallbacks: model -> models to try, in order, when a call fails on it after its
+            retries (429, 5xx, timeouts, connection errors, or a prompt too long for its
+            context window). A model of the other provider is reached by translating the chat
+            request and answer, through the client of that provider this guard has wrapped.
+            A model that keeps failing is skipped for ``cooldown_s``. When every model fails:
+            :class:`~costguard.FallbackExhaustedError`.
         :param retry: a :class:`~costguard.Retry` policy: costguard then owns retries (the
             wrapped clients' own retries are turned off for guarded calls, and their
             ``max_retries`` becomes the default number of attempts).
@@ -157,6 +165,20 @@ class CostGuardClient:
             from .layers.route import RouteLayer
 
             optional["routing"] = (RouteLayer(router, self.prices),)
+        if fallbacks:
+            from .layers.fallback import FallbackLayer
+            from .resilience._bridge import Bridge
+
+            bridge = Bridge(self, self.prices)
+            optional["fallback"] = (
+                FallbackLayer(
+                    fallbacks,
+                    self.prices,
+                    cooldown_s=cooldown_s,
+                    cross_provider=bridge,
+                    translate_back=bridge.back,
+                ),
+            )
         if retry is not None:
             from .layers.retry import RetryLayer
 
@@ -167,11 +189,17 @@ class CostGuardClient:
             *optional.get("capping", ()),
             *optional.get("routing", ()),
             *layers,
+            *optional.get("fallback", ()),
             *caching,
             *budgeting,
             *optional.get("retrying", ()),
         )
         self.owns_retries = retry is not None
+        #: (provider, is_async, operation) -> (Operation, SDK method, ClientInfo) of the
+        #: clients wrapped so far: where cross-provider fallbacks are sent.
+        self._senders: dict[
+            tuple[str, bool, str], tuple[Operation, Callable[..., Any], ClientInfo]
+        ] = {}
         self._handle = fold(self.layers, _send)
         self._ahandle = fold_async(self.layers, _asend)
 

@@ -82,6 +82,7 @@ def _install(guard: CostGuardClient, client: Any, provider: str, is_async: bool)
             resource, twin = getattr(resource, attr), getattr(twin, attr)
         original = getattr(type(twin), op.method).__get__(twin)
         setattr(resource, op.method, _guarded(guard, op, original, info, is_async))
+        guard._senders[(provider, is_async, op.name)] = (op, original, info)
 
     sdk_copy = type(client).copy
 

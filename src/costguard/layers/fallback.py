@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from .._call import Call, Outcome
 from .._chain import AsyncHandler, Handler
@@ -58,11 +59,21 @@ class FallbackLayer:
     :param failures_before_cooldown: failures in a row that start a cooldown.
     :param clock: a monotonic clock in seconds (``time.monotonic``); inject one in tests.
     :param cross_provider: the hook for fallbacks of another provider (None: skip them).
+    :param translate_back: turns the answer of a cross-provider attempt (the other SDK's object)
+        into the type the caller expects; called as ``translate_back(call, attempt, answer)``.
 
     Bad values raise :class:`~costguard.ConfigurationError` naming them.
     """
 
-    __slots__ = ("_chains", "_plans", "clock", "cooldowns", "cross_provider", "prices")
+    __slots__ = (
+        "_chains",
+        "_plans",
+        "clock",
+        "cooldowns",
+        "cross_provider",
+        "prices",
+        "translate_back",
+    )
 
     def __init__(
         self,
@@ -73,6 +84,7 @@ class FallbackLayer:
         failures_before_cooldown: int = 3,
         clock: Callable[[], float] = time.monotonic,
         cross_provider: CrossProvider | None = None,
+        translate_back: Callable[[Call, Call, Any], Any] | None = None,
     ) -> None:
         if not isinstance(prices, PriceTable):
             raise ConfigurationError(f"FallbackLayer needs a PriceTable, got {prices!r}")
@@ -105,6 +117,7 @@ class FallbackLayer:
         )
         self.clock = clock
         self.cross_provider = cross_provider
+        self.translate_back = translate_back
 
     @property
     def fallbacks(self) -> dict[str, tuple[str, ...]]:
@@ -132,7 +145,7 @@ class FallbackLayer:
                 if not plan.failed(error):
                     raise
                 continue
-            return plan.succeeded(outcome)
+            return plan.succeeded(self._answer(call, attempt, outcome))
         raise plan.exhausted() from plan.last_error
 
     async def ahandle(self, call: Call, call_next: AsyncHandler) -> Outcome:
@@ -146,5 +159,11 @@ class FallbackLayer:
                 if not plan.failed(error):
                     raise
                 continue
-            return plan.succeeded(outcome)
+            return plan.succeeded(self._answer(call, attempt, outcome))
         raise plan.exhausted() from plan.last_error
+
+    def _answer(self, call: Call, attempt: Call, outcome: Outcome) -> Outcome:
+        """The outcome, its answer in the caller's SDK type when another provider served it."""
+        if attempt.provider != call.provider and self.translate_back is not None:
+            outcome.response = self.translate_back(call, attempt, outcome.response)
+        return outcome

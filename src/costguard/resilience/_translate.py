@@ -9,9 +9,11 @@ Four functions, no I/O, no clock:
 
 A request either translates faithfully or raises :class:`Untranslatable` naming the reason;
 nothing that changes what the model is asked to do is dropped silently. Parameters that are
-only hints about *how* the request is served (determinism, caching, tiers, stored
-completions, image detail) are dropped, and listed in ``DROPPED_*`` below. Any parameter not
-known here is refused, so a new SDK argument never vanishes unnoticed.
+only hints about *how* the request is served (sampling, determinism, caching, tiers, stored
+completions, an image part's ``detail``) are dropped, and listed in ``DROPPED_*`` below.
+anthropic 2.x has no sampling parameters, so OpenAI ``temperature`` and ``top_p`` are
+dropped, not mapped. Any parameter not known here is refused, so a new SDK argument never
+vanishes unnoticed.
 
 Usage is carried over exactly: Anthropic ``input_tokens`` excludes cache reads and writes,
 OpenAI ``prompt_tokens`` includes them (``prompt_tokens_details.cached_tokens`` = reads,
@@ -51,6 +53,10 @@ DROPPED_OPENAI_PARAMS = frozenset(
         "prompt_cache_retention",  # caching hint
         "prompt_cache_options",  # caching hint
         "verbosity",  # only when "medium" (the default); other values are refused
+        # anthropic 2.x's messages.create has no sampling parameters at all (no temperature,
+        # top_p or top_k): the model samples as it always does.
+        "temperature",
+        "top_p",
     }
 )
 """OpenAI kwargs that ``chat_to_messages`` drops: serving hints, not instructions."""
@@ -67,7 +73,7 @@ DROPPED_ANTHROPIC_PARAMS = frozenset(
 ``cache_control`` is also dropped from system blocks, content blocks and tools.
 """
 
-_PASS_THROUGH = ("temperature", "top_p", "timeout")
+_PASS_THROUGH = ("timeout",)
 _DATA_URL = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)$", re.DOTALL)
 _STOP_TO_FINISH = {
     "end_turn": "stop",
@@ -135,9 +141,6 @@ def chat_to_messages(
         else DEFAULT_MAX_TOKENS
     )
 
-    temperature = params.get("temperature")
-    if temperature is not None and temperature > 1:
-        raise _refuse(f"temperature={temperature} is above Anthropic's maximum of 1")
     for key in _PASS_THROUGH:
         if key in params:
             out[key] = params[key]
@@ -265,6 +268,7 @@ def _openai_user_content(content: Any) -> str | list[dict[str, Any]]:
         if kind == "text":
             blocks.append({"type": "text", "text": part["text"]})
         elif kind == "image_url":
+            # The image's "detail" (a resolution/cost hint) is dropped.
             blocks.append(_image_url_to_block(part["image_url"]["url"]))
         else:
             raise _refuse(f"{kind} content has no Anthropic equivalent here")
