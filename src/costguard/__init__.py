@@ -37,7 +37,7 @@ from .pricing import Cost, ModelPrice, PriceTable, Rates
 if TYPE_CHECKING:
     from .cache import Embedder, FakeEmbedder, OpenAIEmbedder, SemanticCache
     from .resilience import Retry
-    from .routing import ComplexityRouter, Router
+    from .routing import Cascade, ComplexityRouter, Router
     from .spend import Budget, BudgetAlert, BudgetStatus, Cap, RateLimits
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "Call",
     "CallRecord",
     "Cap",
+    "Cascade",
     "ClientInfo",
     "ComplexityRouter",
     "ConfigurationError",
@@ -100,6 +101,7 @@ _LAZY = {
     "BudgetAlert": "spend",
     "BudgetStatus": "spend",
     "Cap": "spend",
+    "Cascade": "routing",
     "ComplexityRouter": "routing",
     "Embedder": "cache",
     "FakeEmbedder": "cache",

@@ -95,6 +95,9 @@ class Outcome:
     saved_usd: Decimal = Decimal(0)
     max_tokens_sent: int | None = None  # the output limit the SDK was given
     route: str | None = None  # why the served model is not the requested one (set by routers)
+    #: Earlier attempts billed separately (a cascade's cheap try): the ledger writes a row for
+    #: each and links this call's row to the first.
+    earlier: tuple[tuple[Call, Outcome], ...] = ()
     stream: StreamTap | None = field(default=None, repr=False)
 
     def settled(self, final: Outcome) -> Outcome:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # the optional layers load only when configured
     from .cache import SemanticCache
     from .layers.ratelimit import RateLimitLayer
     from .resilience import Retry
-    from .routing import Router
+    from .routing import Cascade, Router
     from .spend import Budget, BudgetAlert, BudgetStatus, Cap, RateLimits
     from .spend._budget import BudgetBook
 
@@ -66,6 +66,7 @@ class CostGuardClient:
         rate_limits: RateLimits | None = None,
         max_tokens: Cap | None = None,
         router: Router | None = None,
+        cascade: Cascade | None = None,
         fallbacks: Mapping[str, Sequence[str]] | None = None,
         cooldown_s: float = 30.0,
         retry: Retry | None = None,
@@ -95,6 +96,9 @@ class CostGuardClient:
         :param router: a :class:`~costguard.Router` choosing a cheaper model by feature rule,
             complexity or tier; runs after the cap and before the cache and budgets, so both
             see the routed request. The ledger records why (``route``).
+        :param cascade: a :class:`~costguard.Cascade`: calls for its strong model try its cheap
+            model first and escalate only when that answer fails the checks; both attempts are
+            ledger rows, linked.
         :param fallbacks: model -> models to try, in order, when a call fails on it after its
             retries (429, 5xx, timeouts, connection errors, or a prompt too long for its
             context window). A model of the other provider is reached by translating the chat
@@ -165,6 +169,10 @@ class CostGuardClient:
             from .layers.route import RouteLayer
 
             optional["routing"] = (RouteLayer(router, self.prices),)
+        if cascade is not None:
+            from .layers.cascade import CascadeLayer
+
+            optional["cascade"] = (CascadeLayer(cascade, self.prices),)
         if fallbacks:
             from .layers.fallback import FallbackLayer
             from .resilience._bridge import Bridge
@@ -188,6 +196,7 @@ class CostGuardClient:
             *optional.get("limiting", ()),
             *optional.get("capping", ()),
             *optional.get("routing", ()),
+            *optional.get("cascade", ()),
             *layers,
             *optional.get("fallback", ()),
             *caching,

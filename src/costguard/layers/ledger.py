@@ -7,6 +7,7 @@ failing write becomes a :class:`~costguard.CostGuardWarning`.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -108,7 +109,15 @@ class LedgerLayer:
     def _record(self, call: Call, start: float, outcome: Outcome) -> None:
         latency_ms = (self._timer() - start) * 1000.0
         try:
-            self.ledger.write(self._row(call, outcome, latency_ms))
+            linked_to = None
+            for earlier_call, earlier in outcome.earlier:  # attempts billed on their own
+                row = self._row(earlier_call, earlier, 0.0)
+                self.ledger.write(row)
+                linked_to = linked_to or row.id
+            row = self._row(call, outcome, latency_ms)
+            if linked_to is not None:
+                row = dataclasses.replace(row, linked_to=linked_to)
+            self.ledger.write(row)
         except Exception as exc:
             warnings.warn(
                 f"costguard could not write the ledger: {exc!r}", CostGuardWarning, stacklevel=2

@@ -133,10 +133,17 @@ def _m003_routing(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE calls ADD COLUMN route TEXT")
 
 
+def _m004_linked_calls(conn: sqlite3.Connection) -> None:
+    # A call that made an earlier, separately billed attempt (a cascade's cheap try) points to
+    # that attempt's row.
+    conn.execute("ALTER TABLE calls ADD COLUMN linked_to TEXT")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _m001_calls_and_meta,
     _m002_spend_control,
     _m003_routing,
+    _m004_linked_calls,
     # Append new migrations here. Never edit one above.
 )
 

@@ -84,6 +84,7 @@ class CallRecord:
     requested_max_tokens: int | None = None  # the output limit the caller asked for
     sent_max_tokens: int | None = None  # the output limit sent (after capping)
     route: str | None = None  # why another model served the call (routing, fallback)
+    linked_to: str | None = None  # the row of an earlier attempt this call made (a cascade)
 
     def __post_init__(self) -> None:
         if self.ts.tzinfo is not UTC:

@@ -81,6 +81,7 @@ _COLUMNS = (
     "requested_max_tokens",
     "sent_max_tokens",
     "route",
+    "linked_to",
 )
 _SELECT_COLUMNS = ", ".join(f'"{c}"' for c in _COLUMNS)
 # Rows reach SQLite as one JSON array of row arrays (the journal's own lines): SQLite unpacks
@@ -472,6 +473,7 @@ def _row(record: CallRecord) -> tuple[Any, ...]:
         record.requested_max_tokens,
         record.sent_max_tokens,
         record.route,
+        record.linked_to,
     )
 
 
@@ -598,6 +600,7 @@ def _record(row: Iterable[Any]) -> CallRecord:
         requested_max_tokens,
         sent_max_tokens,
         route,
+        linked_to,
     ) = row
     return CallRecord(
         id=id_,
@@ -635,4 +638,5 @@ def _record(row: Iterable[Any]) -> CallRecord:
         requested_max_tokens=requested_max_tokens,
         sent_max_tokens=sent_max_tokens,
         route=route,
+        linked_to=linked_to,
     )
