@@ -29,7 +29,7 @@ __all__ = ["LedgerLayer"]
 _NO_USAGE = Usage()
 _ZERO = Decimal(0)
 _HITS = frozenset({"exact", "semantic"})
-_RATE_FIELDS = tuple(f.name for f in fields(Rates))
+_RATE_FIELDS = tuple(f.name for f in fields(Rates) if f.init)
 
 
 def _failed(error: Exception) -> Outcome:

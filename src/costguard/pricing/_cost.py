@@ -66,10 +66,17 @@ class Rates:
     cache_read: Decimal
     cache_write_5m: Decimal
     cache_write_1h: Decimal
+    # The same rates in integer micro-dollars per million tokens, in _CLASSES order: the cost
+    # of every call is computed from these, in integers, exactly.
+    micro: tuple[int, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            object.__setattr__(self, f.name, to_rate(getattr(self, f.name), f"Rates.{f.name}"))
+            if f.init:
+                value = to_rate(getattr(self, f.name), f"Rates.{f.name}")
+                object.__setattr__(self, f.name, value)
+        micro = tuple(_micro(getattr(self, rate)) for rate, _ in _CLASSES)
+        object.__setattr__(self, "micro", micro)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +101,7 @@ def _variant(
 
 
 def _higher(a: Rates, b: Rates) -> Rates:
-    return Rates(*(max(getattr(a, f.name), getattr(b, f.name)) for f in fields(Rates)))
+    return Rates(*(max(getattr(a, f.name), getattr(b, f.name)) for f in fields(Rates) if f.init))
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +172,10 @@ _CLASSES = (
 
 
 def _picodollars(rates: Rates, usage: Usage) -> dict[str, int]:
-    return {rate: getattr(usage, count) * _micro(getattr(rates, rate)) for rate, count in _CLASSES}
+    return {
+        rate: getattr(usage, count) * micro
+        for (rate, count), micro in zip(_CLASSES, rates.micro, strict=True)
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,5 +218,8 @@ def compute_cost(
     rates = price.rates_for(
         prompt_tokens=usage.prompt_tokens, service_tier=service_tier, batch=batch
     )
-    total = sum(_picodollars(rates, usage).values())
+    total = sum(
+        getattr(usage, count) * micro
+        for (_, count), micro in zip(_CLASSES, rates.micro, strict=True)
+    )
     return Cost(_usd(total), rates, price.model, version, usage)

@@ -242,7 +242,7 @@ class PriceTable:
     docstring); ``iter`` and ``len`` see only the models' own names, not aliases.
     """
 
-    __slots__ = ("_aliases", "_models", "version")
+    __slots__ = ("_aliases", "_models", "_resolved", "version")
 
     def __init__(
         self,
@@ -257,6 +257,7 @@ class PriceTable:
                 raise TypeError(f"PriceTable wants ModelPrice objects, got {price!r}")
             models[price.model] = price
         self._models: Mapping[str, ModelPrice] = MappingProxyType(dict(sorted(models.items())))
+        self._resolved: dict[str, ModelPrice | None] = {}
         self._aliases: Mapping[str, str] = MappingProxyType(dict(aliases or {}))
         for alias, target in self._aliases.items():
             if target not in models:
@@ -386,6 +387,15 @@ class PriceTable:
 
     def get(self, model: str) -> ModelPrice | None:
         """The price of ``model``, resolved as the module docstring says, or ``None``."""
+        try:
+            return self._resolved[model]  # the table never changes: resolve each name once
+        except KeyError:
+            price = self._resolve(model)
+        if len(self._resolved) < 4096:
+            self._resolved[model] = price
+        return price
+
+    def _resolve(self, model: str) -> ModelPrice | None:
         price = self._lookup(model)
         if price is None:
             prefix, slash, rest = model.partition("/")
