@@ -246,15 +246,18 @@ def test_alerts_fire_once_per_threshold_and_log(
 
 def test_a_failing_alert_callback_never_fails_the_call(tmp_path: Path) -> None:
     """An exception in on_alert is logged; the call returns normally."""
+    called: list[costguard.BudgetAlert] = []
 
     def boom(alert: costguard.BudgetAlert) -> None:
+        called.append(alert)
         raise RuntimeError("pager down")
 
     with guard_with(
         tmp_path, costguard.Budget("0.0001"), on_alert=boom, alert_at=["0.01"]
     ) as guard:
         client = guard.wrap(FakeProvider().openai())
-        client.chat.completions.create(model="gpt-4o-mini", messages=HI, max_tokens=20)
+        answer = client.chat.completions.create(model="gpt-4o-mini", messages=HI, max_tokens=20)
+    assert answer.choices and len(called) == 1  # the callback ran, raised, and was contained
 
 
 def test_async_calls_reserve_and_settle(tight: costguard.CostGuardClient) -> None:

@@ -256,10 +256,17 @@ def test_an_unentered_async_stream_helper_leaves_no_unawaited_coroutine(
     guard: costguard.CostGuardClient,
 ) -> None:
     """Creating messages.stream() on an async client and never entering it sends nothing."""
+    import gc
+    import warnings
+
     fake = FakeProvider()
     claude = guard.wrap(fake.async_anthropic())
-    claude.messages.stream(model="claude-haiku-4-5", max_tokens=50, messages=HI)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        claude.messages.stream(model="claude-haiku-4-5", max_tokens=50, messages=HI)
+        gc.collect()  # an un-awaited coroutine would warn as it is collected
     assert fake.requests == []
+    assert not [w for w in caught if "never awaited" in str(w.message)]
 
 
 def test_provider_errors_reach_the_caller_unchanged_and_are_recorded(

@@ -63,6 +63,14 @@ class Call:
         return self.operation.always_streams or self.params.get("stream") is True
 
     @property
+    def raw_response(self) -> str | None:
+        """``"raw"`` (``"true"`` in openai's legacy wrapper) or ``"stream"`` when the call came
+        through ``.with_raw_response`` / ``.with_streaming_response``: the SDK then returns
+        its response wrapper, not the answer."""
+        headers = self.params.get("extra_headers")
+        return headers.get(_RAW_RESPONSE_HEADER) if isinstance(headers, Mapping) else None
+
+    @property
     def max_tokens(self) -> int | None:
         """The output limit in the operation's own parameter, if one is set."""
         for name in self.operation.output_limit_params:
@@ -117,6 +125,7 @@ class Outcome:
 
 
 _ATTEMPTS_ATTR = "_costguard_attempts"
+_RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"  # set by both SDKs' with_*_response
 
 
 def attempts_made(error: BaseException) -> int:

@@ -42,7 +42,8 @@ class _Default:
 
 _DEFAULT = _Default()
 
-_RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"  # set by both SDKs' with_*_response
+# A raw response is read through its (cached) parse(); a streamed one cannot be read without
+# consuming it, so its row is recorded unpriced.
 _READABLE_RAW = frozenset({"raw", "true"})
 
 
@@ -296,7 +297,7 @@ def _call_sdk(call: Call) -> Outcome:
         stream = call.send(**_stream_params(call))
         return _tapped(call, stream, tap_sync)
     response = call.send(**call.params)
-    mode = _raw_mode(call)
+    mode = call.raw_response
     if mode is None:
         return _outcome(call.operation, response)
     if mode not in _READABLE_RAW:
@@ -309,7 +310,7 @@ async def _acall_sdk(call: Call) -> Outcome:
         stream = await call.send(**_stream_params(call))
         return _tapped(call, stream, tap_async)
     response = await call.send(**call.params)
-    mode = _raw_mode(call)
+    mode = call.raw_response
     if mode is None:
         return _outcome(call.operation, response)
     if mode not in _READABLE_RAW:
@@ -318,17 +319,6 @@ async def _acall_sdk(call: Call) -> Outcome:
     return _outcome(
         call.operation, response, await parsed if inspect.isawaitable(parsed) else parsed
     )
-
-
-def _raw_mode(call: Call) -> str | None:
-    """``"raw"`` (``"true"`` in openai's legacy wrapper) / ``"stream"`` when the call came
-    through ``.with_raw_response`` / ``.with_streaming_response``: the SDK then returns its
-    response wrapper, not the object.
-    A raw response is read through its (cached) ``parse()``; a streamed one cannot be read
-    without consuming it, so its row is recorded unpriced.
-    """
-    headers = call.params.get("extra_headers")
-    return headers.get(_RAW_RESPONSE_HEADER) if isinstance(headers, Mapping) else None
 
 
 def _stream_params(call: Call) -> Mapping[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from ._call import Call
 from ._errors import InvalidRequestError
-from ._tokens import count_tokens
+from ._tokens import count_tokens, counting_model
 from ._usage import Usage
 from .cache._keys import canonical
 from .pricing import PriceTable, compute_cost
@@ -51,13 +51,7 @@ def _count(
 ) -> int:
     """Prompt tokens, counting a model whose tokenizer we cannot tell (a custom name) as its
     provider's current models count."""
-    try:
-        return count_tokens(model, messages, tools=tools, system=system)
-    except InvalidRequestError as exc:
-        if exc.field != "model":
-            raise
-        stand_in = "claude-sonnet-4-6" if provider == "anthropic" else "gpt-4o"
-        return count_tokens(stand_in, messages, tools=tools, system=system)
+    return count_tokens(counting_model(model, provider), messages, tools=tools, system=system)
 
 
 def prompt_tokens(call: Call, provider: str) -> int:

@@ -39,6 +39,7 @@ __all__ = [
     "count_text_tokens",
     "count_tokens",
     "count_tokens_via_provider",
+    "counting_model",
     "encoding_for_model",
 ]
 
@@ -459,3 +460,13 @@ async def acount_tokens_via_provider(
     kwargs = _provider_kwargs(model, messages, system, tools)
     result = await client.messages.count_tokens(**kwargs)
     return result.input_tokens
+
+
+def counting_model(model: str, provider: str) -> str:
+    """``model``, or for a name whose tokenizer costguard cannot tell (a custom or fine-tuned
+    name), a current model of the same provider that counts the same way."""
+    try:
+        encoding_for_model(model)
+    except InvalidRequestError:
+        return "claude-sonnet-4-6" if provider == "anthropic" else "gpt-4o"
+    return model

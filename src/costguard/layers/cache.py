@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CacheLayer", "partition_tag"]
 
-_RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
-
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
@@ -132,7 +130,7 @@ class CacheLayer:
 
     def _plan(self, call: Call) -> _Plan | None:
         mode = call.scope.cache or "default"
-        if mode == "off" or _raw_response(call):
+        if mode == "off" or call.raw_response is not None:
             return None
         tag = partition_tag(
             call.scope.tenant,
@@ -255,11 +253,6 @@ def _quietly(what: str) -> Iterator[None]:
         yield
     except Exception as exc:
         warnings.warn(f"costguard could not {what}: {exc!r}", CostGuardWarning, stacklevel=3)
-
-
-def _raw_response(call: Call) -> bool:
-    headers = call.params.get("extra_headers")
-    return isinstance(headers, Mapping) and _RAW_RESPONSE_HEADER in headers
 
 
 def _truncated(answer: Any) -> bool:

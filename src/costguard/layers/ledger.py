@@ -138,7 +138,8 @@ class LedgerLayer:
         served = outcome.served_model
         usage = outcome.usage
         cost = rates = version = None
-        priced = price_outcome(self.prices, call, outcome)
+        tier = service_tier(call, outcome)
+        priced = price_outcome(self.prices, call, outcome, tier)
         if priced is not None:
             cost, version = priced.usd, priced.version
             rates = self._rate_strings(priced.rates)
@@ -164,7 +165,7 @@ class LedgerLayer:
             saved_usd=saved,
             rates=rates,
             price_version=version,
-            service_tier=service_tier(call, outcome),
+            service_tier=tier,
             cache=outcome.cache,
             latency_ms=latency_ms,
             attempts=outcome.attempts,

@@ -37,6 +37,7 @@ from tenacity import RetryCallState
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
+from .._aio import sleep as sleep_async
 from .._call import ClientInfo, attempts_made
 from .._errors import ConfigurationError, CostGuardError
 
@@ -51,13 +52,6 @@ JITTER_FRACTION = 0.25
 
 _RETRYABLE_STATUSES = frozenset({408, 409, 429})
 _SDKS = ("openai", "anthropic")
-
-
-async def _asyncio_sleep(seconds: float) -> None:
-    """``asyncio.sleep``, imported when first used (``import costguard`` never loads asyncio)."""
-    import asyncio
-
-    await asyncio.sleep(seconds)
 
 
 def _wait_setting(name: str, value: object, *, finite: bool = False) -> float:
@@ -197,7 +191,7 @@ class Retry:
         initial_delay_s: float = 0.5,
         jitter: Callable[[], float] = random.random,
         sleep: Callable[[float], object] = time.sleep,
-        asleep: Callable[[float], Awaitable[object]] = _asyncio_sleep,
+        asleep: Callable[[float], Awaitable[object]] = sleep_async,
         now: Callable[[], float] = time.time,
     ) -> None:
         if max_attempts is not None and (

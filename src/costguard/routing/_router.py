@@ -43,7 +43,7 @@ from typing import Final
 from .._call import Call
 from .._errors import ConfigurationError, InvalidRequestError
 from .._estimate import prompt_tokens
-from .._tokens import encoding_for_model
+from .._tokens import counting_model, encoding_for_model
 from ..pricing import ModelPrice, PriceTable
 from ._complexity import ComplexityRouter
 
@@ -409,10 +409,7 @@ class _PromptCounter:
     def _key(self, model: str) -> str:
         if self._provider == "anthropic":
             return "anthropic"  # every Claude model is estimated the same way
-        try:
-            return encoding_for_model(model).name
-        except InvalidRequestError:
-            return "o200k_base"  # counted as gpt-4o, as prompt_tokens does
+        return encoding_for_model(counting_model(model, self._provider)).name
 
     def __call__(self, model: str) -> int:
         key = self._key(model)

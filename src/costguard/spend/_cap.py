@@ -42,7 +42,7 @@ from .._errors import (
     InvalidRequestError,
     UnknownModelPriceError,
 )
-from .._tokens import count_tokens, encoding_for_model
+from .._tokens import count_tokens, counting_model
 from ..pricing import ModelPrice
 
 __all__ = ["Cap", "OnLongInput"]
@@ -355,11 +355,7 @@ def _counting_model(model: str | None, provider: str) -> str:
     current model of the same provider that counts the same way."""
     if model is None:
         raise InvalidRequestError("the request names no model to count tokens for", field="model")
-    try:
-        encoding_for_model(model)
-    except InvalidRequestError:
-        return "claude-sonnet-4-6" if provider == "anthropic" else "gpt-4o"
-    return model
+    return counting_model(model, provider)
 
 
 def _human(message: Mapping[str, Any]) -> bool:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
+from .._aio import sleep as sleep_async
 from .._errors import ConfigurationError, LedgerError, RateLimitedError
 from .._scope import Scope
 from ..ledger._migrations import immediate, migrate
@@ -51,13 +52,6 @@ TOKEN_WINDOW_S = 60.0
 BUSY_TIMEOUT_S = 10.0
 # A refused call always waits a little: float rounding must never give retry_after == 0.
 _MIN_RETRY_S = 1e-6
-
-
-async def _sleep_async(seconds: float) -> None:
-    """``asyncio.sleep``, imported on first use: ``import costguard`` must not load asyncio."""
-    import asyncio
-
-    await asyncio.sleep(seconds)
 
 
 def _seconds(window: float) -> str:
@@ -145,7 +139,7 @@ class RateLimits:
         max_wait_s: float = 30.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], object] = time.sleep,
-        asleep: Callable[[float], Awaitable[object]] = _sleep_async,
+        asleep: Callable[[float], Awaitable[object]] = sleep_async,
     ) -> None:
         if not isinstance(tiers, Mapping) or not tiers:
             raise ConfigurationError("tiers must be a non-empty mapping of tier name -> requests")
