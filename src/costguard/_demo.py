@@ -114,7 +114,8 @@ async def _async_part(guard: CostGuardClient, fake: FakeProvider) -> None:
 
 
 def _print_bill(guard: CostGuardClient, kept: Path | None) -> None:
-    from .cli import _summary_table, _usd
+    from .cli._common import usd as _usd
+    from .cli._report import summary_table as _summary_table
 
     records = guard.ledger.records()
     total = sum((r.cost_usd or Decimal(0) for r in records), Decimal(0))
