@@ -19,11 +19,13 @@ from .cache import ExactCache
 from .cache._exact import check_ttl
 from .layers.cache import CacheLayer
 from .layers.ledger import LedgerLayer
+from .layers.promptcache import PromptCaching
 from .ledger import Ledger
 from .pricing import PriceTable
 from .providers import Operation
 
 if TYPE_CHECKING:  # the optional layers load only when configured
+    from ._otel import OTel
     from .cache import SemanticCache
     from .layers.ratelimit import RateLimitLayer
     from .resilience import Retry
@@ -76,6 +78,8 @@ class CostGuardClient:
         alert_at: Sequence[float | str] = ("0.5", "0.8", "1"),
         budget_timezone: str = "UTC",
         reservation_ttl: float = 900.0,
+        prompt_caching: PromptCaching | str | None = None,
+        otel: OTel | bool = False,
     ) -> None:
         """
         :param prices: a PriceTable, or a price file to lay over the shipped table.
@@ -119,6 +123,12 @@ class CostGuardClient:
         :param budget_timezone: where budget days, weeks and months begin (IANA name).
         :param reservation_ttl: seconds after which a reservation left by a process that died
             lapses.
+        :param prompt_caching: use the providers' own prompt caches: ``"auto"`` (or a
+            :class:`~costguard.PromptCaching`) places Anthropic ``cache_control`` breakpoints
+            where they pay off and sets OpenAI's ``prompt_cache_key`` from the scope.
+        :param otel: ``True`` (the global OpenTelemetry providers) or an
+            :class:`~costguard.OTel`: each call becomes a span following the GenAI semantic
+            conventions, with token and duration metrics (needs ``costguard[otel]``).
         """
         if prices is None:
             self.prices = PriceTable.default()
@@ -188,12 +198,28 @@ class CostGuardClient:
                     translate_back=bridge.back,
                 ),
             )
+        # Always present: a scope may opt in to prompt caching where the guard did not.
+        from .layers.promptcache import PromptCacheLayer
+
+        policy = (
+            prompt_caching
+            if prompt_caching is None or isinstance(prompt_caching, PromptCaching)
+            else PromptCaching(prompt_caching)
+        )
+        optional["prompt_caching"] = (PromptCacheLayer(policy, self.prices),)
+        if otel:
+            from ._otel import OTel, OTelLayer
+
+            optional["telemetry"] = (
+                OTelLayer(otel if isinstance(otel, OTel) else OTel(), self.prices),
+            )
         if retry is not None:
             from .layers.retry import RetryLayer
 
             optional["retrying"] = (RetryLayer(retry),)
         self.layers: tuple[Layer, ...] = (
             LedgerLayer(self.ledger, self.prices, strict_prices=strict_prices),
+            *optional.get("telemetry", ()),
             *optional.get("limiting", ()),
             *optional.get("capping", ()),
             *optional.get("routing", ()),
@@ -201,6 +227,7 @@ class CostGuardClient:
             *layers,
             *optional.get("fallback", ()),
             *caching,
+            *optional.get("prompt_caching", ()),
             *budgeting,
             *optional.get("retrying", ()),
         )
@@ -251,6 +278,8 @@ class CostGuardClient:
     def budget_status(self) -> list[BudgetStatus]:
         """Each budget's current period: spent, reserved and remaining, per key."""
         return [] if self.budgets is None else self.budgets.status()
+
+    # -- batch APIs and the deferred queue (issue 7) ------------------------------------------
 
     def close(self) -> None:
         """Commit pending ledger rows and close the ledger, budgets and caches."""

@@ -13,8 +13,12 @@ import inspect
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
+from decimal import Decimal
 from types import MappingProxyType, TracebackType
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+if TYPE_CHECKING:
+    from .spend import Budget
 
 __all__ = ["CACHE_MODES", "Scope", "ScopeManager", "current_scope"]
 
@@ -37,6 +41,11 @@ class Scope:
     cache: str | None = None  # one of CACHE_MODES; None: inherit
     cache_ttl: float | None = None  # seconds; None: inherit
     tier: str | None = None  # the caller's plan, for per-tier rate limits
+    model: str | None = None  # forced: every call inside goes to this model
+    max_tokens: int | None = None  # output limit for calls inside (never raises theirs)
+    max_cost_usd: Decimal | None = None  # per-call cost ceiling
+    budgets: tuple[Budget, ...] = ()  # per-function budgets; nested scopes add theirs
+    prompt_caching: str | None = None  # "auto" or "off" (provider prompt caches); None: inherit
 
     def merged(self, inner: Scope) -> Scope:
         """This scope with ``inner``'s values laid over it (tags merge, inner wins)."""
@@ -48,6 +57,15 @@ class Scope:
             cache=inner.cache if inner.cache is not None else self.cache,
             cache_ttl=inner.cache_ttl if inner.cache_ttl is not None else self.cache_ttl,
             tier=inner.tier if inner.tier is not None else self.tier,
+            model=inner.model if inner.model is not None else self.model,
+            max_tokens=inner.max_tokens if inner.max_tokens is not None else self.max_tokens,
+            max_cost_usd=(
+                inner.max_cost_usd if inner.max_cost_usd is not None else self.max_cost_usd
+            ),
+            budgets=self.budgets + tuple(b for b in inner.budgets if b not in self.budgets),
+            prompt_caching=(
+                inner.prompt_caching if inner.prompt_caching is not None else self.prompt_caching
+            ),
         )
 
 

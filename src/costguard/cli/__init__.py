@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import _budget, _cache, _prices, _report
+from . import _batch, _budget, _cache, _estimate, _ledger, _prices, _report
 from ._common import CLIError
 
 __all__ = ["main", "parser"]
@@ -40,7 +40,7 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--ledger", help="ledger file to write (default: a temporary one)")
     demo.set_defaults(func=_cmd_demo)
 
-    for module in (_report, _prices, _cache, _budget):
+    for module in (_report, _estimate, _prices, _ledger, _cache, _budget, _batch):
         module.register(commands)
     return root
 
