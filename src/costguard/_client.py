@@ -5,14 +5,16 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._call import Call, ClientInfo, Outcome
 from ._chain import Layer, fold, fold_async
-from ._errors import ConfigurationError
-from ._scope import Scope, ScopeManager, current_scope
+from ._errors import ConfigurationError, UnknownModelPriceError
+from ._scope import Resolver, Scope, ScopeManager, current_scope
 from ._streams import StreamTap, tap_async, tap_sync
 from ._wrap import wrap_client
 from .cache import ExactCache
@@ -20,6 +22,7 @@ from .cache._exact import check_ttl
 from .layers.cache import CacheLayer
 from .layers.ledger import LedgerLayer
 from .layers.promptcache import PromptCaching
+from .layers.scoped import ScopeLayer
 from .ledger import Ledger
 from .pricing import PriceTable
 from .providers import Operation
@@ -137,6 +140,7 @@ class CostGuardClient:
         else:
             self.prices = PriceTable.default().merged(prices)
         self.ledger = ledger if isinstance(ledger, Ledger) else Ledger(ledger)
+        self.strict_prices = strict_prices
         for layer in layers:
             if not isinstance(layer, Layer):
                 raise ConfigurationError(
@@ -149,22 +153,32 @@ class CostGuardClient:
         self.semantic = semantic
         caching = () if self.cache is None else (CacheLayer(self.cache, semantic),)
         self.budgets: BudgetBook | None = None
-        if budgets:
+
+        book_lock = threading.Lock()
+
+        def budget_book() -> BudgetBook:
             from .spend._budget import BudgetBook
 
-            self.budgets = BudgetBook(
-                budgets,
-                self.ledger.path,
-                timezone=budget_timezone,
-                reservation_ttl=reservation_ttl,
-                alert_at=alert_at,
-                on_alert=on_alert,
-            )
-        budgeting: tuple[Layer, ...] = ()
-        if self.budgets is not None:
-            from .layers.budget import BudgetLayer
+            with book_lock:
+                if self.budgets is not None:
+                    return self.budgets
+                self.budgets = BudgetBook(
+                    budgets,
+                    self.ledger.path,
+                    timezone=budget_timezone,
+                    reservation_ttl=reservation_ttl,
+                    alert_at=alert_at,
+                    on_alert=on_alert,
+                )
+                return self.budgets
 
-            budgeting = (BudgetLayer(self.budgets, self.prices),)
+        # Always present: a scope may bring budgets of its own. Without the guard's budgets
+        # the book is made when the first scope budget arrives.
+        from .layers.budget import BudgetLayer
+
+        budgeting: tuple[Layer, ...] = (
+            BudgetLayer(budget_book() if budgets else budget_book, self.prices),
+        )
         self._rate_layer: RateLimitLayer | None = None
         optional: dict[str, tuple[Layer, ...]] = {}
         if rate_limits is not None:
@@ -221,6 +235,7 @@ class CostGuardClient:
             LedgerLayer(self.ledger, self.prices, strict_prices=strict_prices),
             *optional.get("telemetry", ()),
             *optional.get("limiting", ()),
+            ScopeLayer(self.prices),
             *optional.get("capping", ()),
             *optional.get("routing", ()),
             *optional.get("cascade", ()),
@@ -248,31 +263,78 @@ class CostGuardClient:
         self,
         *,
         feature: str | None = None,
-        user: str | None = None,
-        tenant: str | None = None,
+        user: str | Resolver | None = None,
+        tenant: str | Resolver | None = None,
         tags: Mapping[str, str] | None = None,
+        model: str | None = None,
+        tier: str | None = None,
+        max_tokens: int | None = None,
+        max_cost_usd: Decimal | int | str | float | None = None,
         cache: str | None = None,
         ttl: float | None = None,
-        tier: str | None = None,
+        budget: Budget | Sequence[Budget] | None = None,
+        prompt_caching: str | None = None,
     ) -> ScopeManager:
-        """Attribute the calls made inside to a feature, user, tenant and tags, and set how
-        they use the cache: ``cache="no-cache"`` (skip the lookup, still store),
-        ``"no-store"`` (look up, never store), ``"off"``, and ``ttl`` seconds for what they
-        store. The tenant is also the cache partition; ``tier`` is the caller's plan for
-        per-tier rate limits.
+        """Attribute the calls made inside, and set the policies they run under.
 
-        Use as ``with guard.scope(...):``, ``async with``, or ``@guard.scope(...)`` on a function.
+        Use as ``with guard.scope(...):``, ``async with``, or ``@guard.scope(...)`` on a
+        function, async function, generator or async generator (active while the caller
+        iterates). Scopes nest: inner values override outer ones, tags merge, budgets add up.
+
+        :param feature: / :param tags: what the calls are for, in the ledger and reports.
+        :param user: / :param tenant: who they are for; the tenant is also the cache partition.
+            On a decorator either may be a callable of the function's arguments
+            (``user=lambda request: request.user_id``).
+        :param model: force every call inside to this model (routing and cascades stand aside).
+        :param tier: the caller's plan, for per-tier rate limits and tier routing.
+        :param max_tokens: an output limit for every call inside (never raises the caller's).
+        :param max_cost_usd: refuse or shorten any call whose worst case costs more.
+        :param cache: ``"no-cache"`` (skip the lookup, still store), ``"no-store"`` (look up,
+            never store), ``"off"``; ``ttl`` seconds for what they store.
+        :param budget: a :class:`~costguard.Budget` (or several) for the calls inside, on top of
+            the guard's. One without a ``name`` is named after the feature, so two functions
+            with the same feature share it.
+        :param prompt_caching: ``"auto"`` or ``"off"``: the providers' own prompt caches.
         """
+        resolvers: dict[str, Resolver] = {}
+        for name, value in (("user", user), ("tenant", tenant)):
+            if callable(value):
+                resolvers[name] = value
+            elif value is not None and not isinstance(value, str):
+                raise ConfigurationError(
+                    f"scope {name} must be a str, a callable of the function's arguments, or "
+                    f"None; got {type(value).__name__} {value!r}"
+                )
+        if prompt_caching not in (None, "auto", "off"):
+            raise ConfigurationError(
+                f"scope prompt_caching must be 'auto' or 'off', got {prompt_caching!r}"
+            )
+        if model is not None:
+            if not isinstance(model, str) or not model:
+                raise ConfigurationError(f"scope model must be a model name, got {model!r}")
+            if self.strict_prices and self.prices.get(model) is None:
+                raise UnknownModelPriceError(model)
+        cap = (
+            None
+            if max_tokens is None and max_cost_usd is None
+            else _scope_cap(max_tokens, max_cost_usd)
+        )
         return ScopeManager(
             Scope(
                 feature,
-                user,
-                tenant,
+                None if user is None or callable(user) else user,
+                None if tenant is None or callable(tenant) else tenant,
                 MappingProxyType(dict(tags)) if tags else Scope().tags,
                 cache,
                 check_ttl(ttl),
                 tier,
-            )
+                model,
+                None if cap is None else cap.default,
+                None if cap is None else cap.max_cost_usd,
+                _scope_budgets(budget, feature),
+                prompt_caching,
+            ),
+            resolvers,
         )
 
     def budget_status(self) -> list[BudgetStatus]:
@@ -306,6 +368,36 @@ class CostGuardClient:
         self, op: Operation, send: Callable[..., Any], info: ClientInfo, params: Mapping[str, Any]
     ) -> Any:
         return (await self._ahandle(Call(op, params, send, info, current_scope()))).response
+
+
+def _scope_cap(max_tokens: object, max_cost_usd: object) -> Cap:
+    """Checks a scope's output limit and cost ceiling as a Cap does (same messages)."""
+    from ._validate import MAX_OUTPUT_TOKENS_LIMIT
+    from .spend import Cap
+
+    if isinstance(max_tokens, int) and max_tokens > MAX_OUTPUT_TOKENS_LIMIT:
+        raise ConfigurationError(
+            f"scope max_tokens={max_tokens:,} is absurd (over {MAX_OUTPUT_TOKENS_LIMIT:,} tokens)"
+        )
+    return Cap(max_tokens, max_cost_usd=max_cost_usd)  # type: ignore[arg-type]  # checked there
+
+
+def _scope_budgets(budget: object, feature: str | None) -> tuple[Budget, ...]:
+    from .spend import Budget
+
+    if budget is None:
+        return ()
+    given = [budget] if isinstance(budget, Budget) else budget
+    if isinstance(given, str | bytes) or not isinstance(given, Sequence):
+        raise ConfigurationError(
+            f"scope budget must be a costguard.Budget or a list of them, got {budget!r}"
+        )
+    budgets = []
+    for b in given:
+        if not isinstance(b, Budget):
+            raise ConfigurationError(f"scope budget must be a costguard.Budget, got {b!r}")
+        budgets.append(b.scoped(feature))
+    return tuple(budgets)
 
 
 def _send(call: Call) -> Outcome:

@@ -12,7 +12,7 @@ import functools
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from contextvars import ContextVar, Token
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 if TYPE_CHECKING:
     from .spend import Budget
 
-__all__ = ["CACHE_MODES", "Scope", "ScopeManager", "current_scope"]
+__all__ = ["CACHE_MODES", "Resolver", "Scope", "ScopeManager", "current_scope"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -82,13 +82,29 @@ def _check(name: str, value: object) -> None:
         raise TypeError(f"scope {name} must be a str or None, not {type(value).__name__}")
 
 
+#: A scope value worked out from the decorated function's arguments, e.g. the user of a request.
+Resolver = Callable[..., "str | None"]
+
+
+def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):  # some builtins have none
+        return None
+
+
 class ScopeManager:
-    """Context manager and decorator that lays a :class:`Scope` over the current one."""
+    """Context manager and decorator that lays a :class:`Scope` over the current one.
 
-    __slots__ = ("_scope", "_tokens")
+    ``user`` and ``tenant`` may be given as :data:`Resolver` callables of the decorated
+    function's arguments (``user=lambda request: request.user_id``); such a scope can only
+    decorate a function, since a ``with`` block has no arguments to resolve them from.
+    """
 
-    def __init__(self, scope: Scope) -> None:
-        for name in ("feature", "user", "tenant", "tier"):
+    __slots__ = ("_resolvers", "_scope", "_tokens")
+
+    def __init__(self, scope: Scope, resolvers: Mapping[str, Resolver] | None = None) -> None:
+        for name in ("feature", "user", "tenant", "tier", "model"):
             _check(name, getattr(scope, name))
         for key, value in scope.tags.items():
             if not isinstance(key, str) or not isinstance(value, str):
@@ -99,16 +115,54 @@ class ScopeManager:
             modes = ", ".join(sorted(CACHE_MODES))
             raise ConfigurationError(f"scope cache={scope.cache!r} is not one of {modes}")
         self._scope = scope
+        self._resolvers: Mapping[str, Resolver] = MappingProxyType(dict(resolvers or {}))
         self._tokens: list[Token[Scope]] = []
 
     @property
     def scope(self) -> Scope:
         return self._scope
 
-    def _enter(self) -> Token[Scope]:
-        return _current.set(_current.get().merged(self._scope))
+    def _resolved(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], sig: inspect.Signature | None = None
+    ) -> Scope:
+        """This scope with its resolvers applied to one call's arguments (bound to the
+        function's signature first, so ``f(request=r)`` and ``f(r)`` resolve alike)."""
+        if sig is not None:
+            try:
+                bound = sig.bind(*args, **kwargs)
+            except TypeError:
+                pass  # the call itself will fail, with Python's own message
+            else:
+                args, kwargs = bound.args, bound.kwargs
+        values: dict[str, Any] = {}
+        for name, resolve in self._resolvers.items():
+            value = resolve(*args, **kwargs)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(
+                    f"scope {name}= callable returned {type(value).__name__} {value!r}; "
+                    "it must return a str or None"
+                )
+            values[name] = value
+        return replace(self._scope, **values)
+
+    def _enter(
+        self,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        sig: inspect.Signature | None = None,
+    ) -> Token[Scope]:
+        scope = self._resolved(args, kwargs or {}, sig) if self._resolvers else self._scope
+        return _current.set(_current.get().merged(scope))
 
     def __enter__(self) -> Scope:
+        if self._resolvers:
+            from ._errors import ConfigurationError
+
+            names = " and ".join(sorted(self._resolvers))
+            raise ConfigurationError(
+                f"scope {names} given as a callable can only decorate a function (a with "
+                "block has no arguments to call it with); pass a str here"
+            )
         self._tokens.append(self._enter())
         return _current.get()
 
@@ -132,15 +186,27 @@ class ScopeManager:
         self.__exit__(exc_type, exc, tb)
 
     def __call__(self, fn: F) -> F:
+        from ._errors import ConfigurationError
+
+        if isinstance(fn, type):
+            raise ConfigurationError(
+                f"guard.scope(...) cannot decorate the class {fn.__name__}: decorate its "
+                "methods, or use `with guard.scope(...)` where the calls are made"
+            )
+        if not callable(fn):
+            raise ConfigurationError(
+                f"guard.scope(...) decorates functions, not {type(fn).__name__} {fn!r}"
+            )
+        sig = _signature(fn) if self._resolvers else None
         if inspect.isasyncgenfunction(fn):
-            return cast(F, self._wrap_async_gen(fn))
+            return cast(F, self._wrap_async_gen(fn, sig))
         if inspect.isgeneratorfunction(fn):
-            return cast(F, self._wrap_gen(fn))
+            return cast(F, self._wrap_gen(fn, sig))
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                token = self._enter()
+                token = self._enter(args, kwargs, sig)
                 try:
                     return await fn(*args, **kwargs)
                 finally:
@@ -150,7 +216,7 @@ class ScopeManager:
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            token = self._enter()
+            token = self._enter(args, kwargs, sig)
             try:
                 return fn(*args, **kwargs)
             finally:
@@ -158,16 +224,19 @@ class ScopeManager:
 
         return cast(F, wrapper)
 
-    def _wrap_gen(self, fn: Callable[..., Generator[Any, Any, Any]]) -> Callable[..., Any]:
+    def _wrap_gen(
+        self, fn: Callable[..., Generator[Any, Any, Any]], sig: inspect.Signature | None
+    ) -> Callable[..., Any]:
         # The scope is active while the generator body runs, i.e. during each step the caller
         # drives, and not while control is back in the caller between steps.
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
             gen = fn(*args, **kwargs)
+            scope = self._resolved(args, kwargs, sig) if self._resolvers else self._scope
             sent: Any = None
             thrown: BaseException | None = None
             while True:
-                token = self._enter()
+                token = _current.set(_current.get().merged(scope))
                 try:
                     item = gen.throw(thrown) if thrown is not None else gen.send(sent)
                 except StopIteration as stop:
@@ -185,14 +254,17 @@ class ScopeManager:
 
         return wrapper
 
-    def _wrap_async_gen(self, fn: Callable[..., AsyncGenerator[Any, Any]]) -> Callable[..., Any]:
+    def _wrap_async_gen(
+        self, fn: Callable[..., AsyncGenerator[Any, Any]], sig: inspect.Signature | None
+    ) -> Callable[..., Any]:
         @functools.wraps(fn)
         async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
             gen = fn(*args, **kwargs)
+            scope = self._resolved(args, kwargs, sig) if self._resolvers else self._scope
             sent: Any = None
             thrown: BaseException | None = None
             while True:
-                token = self._enter()
+                token = _current.set(_current.get().merged(scope))
                 try:
                     step = gen.athrow(thrown) if thrown is not None else gen.asend(sent)
                     item = await step

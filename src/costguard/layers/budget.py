@@ -11,6 +11,8 @@ in a worker thread.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .._call import Call, Outcome
 from .._chain import AsyncHandler, Handler
 from .._estimate import worst_case_cost
@@ -23,11 +25,27 @@ __all__ = ["BudgetLayer"]
 
 
 class BudgetLayer:
-    def __init__(self, book: BudgetBook, prices: PriceTable) -> None:
-        self.book = book
+    """Reserves against ``book``'s budgets and the call's scope budgets.
+
+    ``book`` may be a function making the book: then it is made only when a scope first
+    brings a budget, and calls without scope budgets pass straight through.
+    """
+
+    def __init__(self, book: BudgetBook | Callable[[], BudgetBook], prices: PriceTable) -> None:
+        self._make = None if isinstance(book, BudgetBook) else book
+        self._book = book if isinstance(book, BudgetBook) else None
         self.prices = prices
 
+    @property
+    def book(self) -> BudgetBook:
+        if self._book is None:
+            assert self._make is not None
+            self._book = self._make()
+        return self._book
+
     def handle(self, call: Call, call_next: Handler) -> Outcome:
+        if self._make is not None and not call.scope.budgets:
+            return call_next(call)
         hold = self.book.reserve(new_id(), call.scope, worst_case_cost(call, self.prices))
         try:
             outcome = call_next(call)
@@ -38,6 +56,8 @@ class BudgetLayer:
         return outcome
 
     async def ahandle(self, call: Call, call_next: AsyncHandler) -> Outcome:
+        if self._make is not None and not call.scope.budgets:
+            return await call_next(call)
         import asyncio
 
         worst = worst_case_cost(call, self.prices)

@@ -23,6 +23,8 @@ class CascadeLayer:
         c = self.cascade
         if call.model != c.strong or call.stream or call.operation.name not in _CASCADED:
             return None
+        if call.scope.model is not None:  # the scope forced this model
+            return None
         if c.features is not None and call.scope.feature not in c.features:
             return None
         return call.replace(params={**call.params, "model": c.cheap})

@@ -20,7 +20,7 @@ from .._errors import ConfigurationError
 from ..pricing import PriceTable
 from ..routing import Router
 
-__all__ = ["RouteLayer"]
+__all__ = ["RouteLayer", "noted"]
 
 
 class RouteLayer:
@@ -39,6 +39,8 @@ class RouteLayer:
 
     def prepare(self, call: Call) -> tuple[Call, str | None]:
         """``call`` as it should be sent, and why its model changed (``None``: unchanged)."""
+        if call.scope.model is not None:
+            return call, None  # the scope forced the model
         route = self.router.plan(call, self.prices)
         reason = route.reason
         if reason is None:
@@ -47,14 +49,14 @@ class RouteLayer:
 
     def handle(self, call: Call, call_next: Handler) -> Outcome:
         routed, reason = self.prepare(call)
-        return _noted(call_next(routed), reason)
+        return noted(call_next(routed), reason)
 
     async def ahandle(self, call: Call, call_next: AsyncHandler) -> Outcome:
         routed, reason = self.prepare(call)
-        return _noted(await call_next(routed), reason)
+        return noted(await call_next(routed), reason)
 
 
-def _noted(outcome: Outcome, reason: str | None) -> Outcome:
+def noted(outcome: Outcome, reason: str | None) -> Outcome:
     """``outcome`` with ``reason`` in front of any route an inner layer recorded."""
     if reason is not None:
         outcome.route = reason if outcome.route is None else f"{reason}+{outcome.route}"

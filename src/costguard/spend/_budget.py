@@ -22,7 +22,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -58,6 +58,7 @@ class Budget:
     per: str | None = None
     name: str | None = None
     missing: str = "refuse"
+    _named: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         limit = _decimal(self.limit_usd)
@@ -72,6 +73,7 @@ class Budget:
             raise ConfigurationError(f"a budget can be per one of {PER_KEYS}, not {self.per!r}")
         if self.missing not in _MISSING:
             raise ConfigurationError(f"missing= must be one of {_MISSING}, got {self.missing!r}")
+        object.__setattr__(self, "_named", self.name is not None)
         if self.name is None:
             object.__setattr__(self, "name", f"{self.per or 'all'}/{self.period}/${limit}")
         try:
@@ -83,6 +85,14 @@ class Budget:
     def limit(self) -> Decimal:
         assert isinstance(self.limit_usd, Decimal)
         return self.limit_usd
+
+    def scoped(self, feature: str | None) -> Budget:
+        """This budget as a scope's own: unnamed ones get a ``scope:`` name (after the
+        feature, when there is one), so they never share spend with a guard's budget."""
+        if self._named:
+            return self
+        where = f"scope:{feature}" if feature else "scope"
+        return replace(self, name=f"{where}:{self.name}")
 
     def key_for(self, scope: Scope) -> str | None:
         """This call's key under the budget ('' when global), or None to refuse it."""
@@ -189,11 +199,15 @@ class BudgetBook:
         # As the ledger: WAL, and no fsync per commit (a commit survives the process dying;
         # only a power loss can undo the last few).
         self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._timezone_name = timezone
+        #: Scope budgets met so far, by name: published to the ledger on first use.
+        self._scoped: dict[str, Budget] = {}
         if self.budgets:
-            self._publish(timezone)
+            self._publish(self.budgets)
 
-    def _publish(self, timezone: str) -> None:
+    def _publish(self, budgets: Sequence[Budget]) -> None:
         """Record the budgets' definitions in the ledger, for `costguard budget status`."""
+        timezone = self._timezone_name
         definitions = [
             (
                 f"budget:{b.name}",
@@ -201,7 +215,7 @@ class BudgetBook:
                     {"limit": str(b.limit), "period": b.period, "per": b.per, "timezone": timezone}
                 ),
             )
-            for b in self.budgets
+            for b in budgets
         ]
         try:
             with self._lock, immediate(self._conn):
@@ -245,9 +259,33 @@ class BudgetBook:
 
     # -- reserve, settle, release ------------------------------------------------------------
 
+    def _with_scoped(self, scope: Scope) -> tuple[Budget, ...]:
+        """The guard's budgets and the scope's own (published the first time they are seen)."""
+        if not scope.budgets:
+            return self.budgets
+        fresh = []
+        for budget in scope.budgets:
+            known = self._scoped.get(str(budget.name))
+            if known is None:
+                if any(b.name == budget.name for b in self.budgets):
+                    raise ConfigurationError(
+                        f"scope budget {budget.name} has the name of one of the guard's "
+                        "budgets; give it another name"
+                    )
+                fresh.append(budget)
+            elif known != budget:
+                raise ConfigurationError(
+                    f"two different scope budgets are named {budget.name}: {known} and {budget}"
+                )
+        if fresh:
+            self._publish(fresh)
+            for budget in fresh:
+                self._scoped[str(budget.name)] = budget
+        return self.budgets + scope.budgets
+
     def applicable(self, scope: Scope, now: float) -> tuple[tuple[Budget, str, str], ...]:
         rows = []
-        for budget in self.budgets:
+        for budget in self._with_scoped(scope):
             key = budget.key_for(scope)
             if key is None:
                 raise ConfigurationError(
@@ -320,7 +358,7 @@ class BudgetBook:
         now = self._clock()
         result = []
         with self._lock:
-            for budget in self.budgets:
+            for budget in (*self.budgets, *self._scoped.values()):
                 period = self.period_of(budget, now)
                 keys = {
                     k
