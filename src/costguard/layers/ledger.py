@@ -8,6 +8,7 @@ failing write becomes a :class:`~costguard.CostGuardWarning`.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -18,7 +19,7 @@ from types import MappingProxyType
 
 from .._call import Call, Outcome, attempts_made
 from .._chain import AsyncHandler, Handler
-from .._errors import CostGuardWarning, UnknownModelPriceError
+from .._errors import CostGuardError, CostGuardWarning, UnknownModelPriceError
 from .._usage import Usage
 from ..ledger import CallRecord, Ledger, new_id
 from ..pricing import PriceTable, Rates
@@ -30,6 +31,32 @@ _NO_USAGE = Usage()
 _ZERO = Decimal(0)
 _HITS = frozenset({"exact", "semantic"})
 _RATE_FIELDS = tuple(f.name for f in fields(Rates) if f.init)
+
+
+logger = logging.getLogger("costguard")
+
+
+def _log_row(row: CallRecord, error: BaseException | None) -> None:
+    """One line per call at DEBUG; costguard's own refusals at INFO. Never prompts, answers
+    or keys: only what the ledger row holds."""
+    if isinstance(error, CostGuardError):
+        logger.info(
+            "costguard refused a %s call to %s: %s", row.provider, row.requested_model, error
+        )
+        return
+    logger.debug(
+        "%s %s %s -> %s: %s, cost %s, saved %s, cache %s, attempts %d%s",
+        row.provider,
+        row.operation,
+        row.requested_model,
+        row.served_model,
+        row.status,
+        "unpriced" if row.cost_usd is None else f"${row.cost_usd}",
+        f"${row.saved_usd}",
+        row.cache,
+        row.attempts,
+        f", route {row.route}" if row.route else "",
+    )
 
 
 def _failed(error: Exception) -> Outcome:
@@ -118,7 +145,10 @@ class LedgerLayer:
             if linked_to is not None:
                 row = dataclasses.replace(row, linked_to=linked_to)
             self.ledger.write(row)
+            if logger.isEnabledFor(logging.INFO):
+                _log_row(row, outcome.error)
         except Exception as exc:
+            logger.warning("costguard could not write the ledger: %r", exc)
             warnings.warn(
                 f"costguard could not write the ledger: {exc!r}", CostGuardWarning, stacklevel=2
             )
