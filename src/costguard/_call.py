@@ -108,6 +108,12 @@ class Outcome:
     earlier: tuple[tuple[Call, Outcome], ...] = ()
     stream: StreamTap | None = field(default=None, repr=False)
 
+    def routed(self, reason: str | None) -> Outcome:
+        """This outcome with ``reason`` in front of any route an inner layer recorded."""
+        if reason is not None:
+            self.route = reason if self.route is None else f"{reason}+{self.route}"
+        return self
+
     def settled(self, final: Outcome) -> Outcome:
         """This streaming outcome once its stream ended: what the stream reported (usage,
         model, tier, status) over what layers set here (cache, attempts, savings)."""

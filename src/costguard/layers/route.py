@@ -20,7 +20,7 @@ from .._errors import ConfigurationError
 from ..pricing import PriceTable
 from ..routing import Router
 
-__all__ = ["RouteLayer", "noted"]
+__all__ = ["RouteLayer"]
 
 
 class RouteLayer:
@@ -49,15 +49,9 @@ class RouteLayer:
 
     def handle(self, call: Call, call_next: Handler) -> Outcome:
         routed, reason = self.prepare(call)
-        return noted(call_next(routed), reason)
+        return call_next(routed).routed(reason)
 
     async def ahandle(self, call: Call, call_next: AsyncHandler) -> Outcome:
         routed, reason = self.prepare(call)
-        return noted(await call_next(routed), reason)
+        return (await call_next(routed)).routed(reason)
 
-
-def noted(outcome: Outcome, reason: str | None) -> Outcome:
-    """``outcome`` with ``reason`` in front of any route an inner layer recorded."""
-    if reason is not None:
-        outcome.route = reason if outcome.route is None else f"{reason}+{outcome.route}"
-    return outcome

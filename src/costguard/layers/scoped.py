@@ -15,19 +15,23 @@ from __future__ import annotations
 
 import functools
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from .._call import Call, Outcome
 from .._chain import AsyncHandler, Handler
 from .._errors import InvalidRequestError
 from ..pricing import PriceTable
-from ..spend._cap import Cap
-from .route import noted
+
+if TYPE_CHECKING:
+    from ..spend._cap import Cap
 
 __all__ = ["ScopeLayer"]
 
 
 @functools.lru_cache(maxsize=256)
 def _cap(max_tokens: int | None, max_cost_usd: Decimal | None) -> Cap:
+    from ..spend._cap import Cap  # loaded on first use: spend pulls in token counting
+
     return Cap(max_tokens, max_cost_usd=max_cost_usd)
 
 
@@ -64,11 +68,11 @@ class ScopeLayer:
         if scope.model is None and scope.max_tokens is None and scope.max_cost_usd is None:
             return call_next(call)
         prepared, reason = self.prepare(call)
-        return noted(call_next(prepared), reason)
+        return call_next(prepared).routed(reason)
 
     async def ahandle(self, call: Call, call_next: AsyncHandler) -> Outcome:
         scope = call.scope
         if scope.model is None and scope.max_tokens is None and scope.max_cost_usd is None:
             return await call_next(call)
         prepared, reason = self.prepare(call)
-        return noted(await call_next(prepared), reason)
+        return (await call_next(prepared)).routed(reason)
