@@ -27,10 +27,12 @@ from ._errors import (
     UnknownModelPriceError,
 )
 from ._estimate import estimate_cost
+from ._otel import OTel
 from ._scope import Scope, ScopeManager, current_scope
 from ._tokens import acount_tokens_via_provider, count_tokens, count_tokens_via_provider
 from ._usage import Usage
 from .cache import ExactCache
+from .layers.promptcache import PromptCaching
 from .ledger import CallRecord, Ledger, SummaryRow
 from .pricing import Cost, ModelPrice, PriceTable, Rates
 
@@ -68,10 +70,12 @@ __all__ = [
     "Ledger",
     "LedgerError",
     "ModelPrice",
+    "OTel",
     "OpenAIEmbedder",
     "Outcome",
     "PriceTable",
     "PricingError",
+    "PromptCaching",
     "RateLimitedError",
     "RateLimits",
     "Rates",
