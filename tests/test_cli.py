@@ -52,7 +52,7 @@ def test_report_groups_by_several_keys(
 def test_report_json_is_exact(ledger_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`report --json` gives machine-readable rows whose costs add up to the ledger's."""
     assert main(["report", "--ledger", str(ledger_path), "--group-by", "model", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["rows"]
     with costguard.Ledger(ledger_path) as ledger:
         [total] = ledger.summary([])
     assert sum(r["calls"] for r in rows) == 3
@@ -71,7 +71,7 @@ def test_report_since_filters_by_time(
     ("args", "message"),
     [
         (["--since", "yesterday-ish"], "bad date"),
-        (["--group-by", "colour"], "unknown summary key 'colour'"),
+        (["--group-by", "colour"], "unknown --group-by key 'colour'"),
     ],
 )
 def test_report_errors_are_one_line_and_non_zero(
