@@ -1,18 +1,44 @@
-"""``costguard prices``: the shipped price table."""
+"""``costguard prices [MODEL | --search TEXT]`` and ``costguard prices check``.
+
+``check`` is read as a word in the MODEL position rather than as an argparse subcommand, so
+that ``costguard prices gpt-4o`` keeps working beside it (argparse cannot mix an optional
+positional with sub-parsers). No priced model is called ``check``; options that belong to
+only one form are refused in the other, with a line saying so.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from typing import TYPE_CHECKING
 
-from ._common import CLIError, emit_table
+from ._common import CLIError, emit_table, ledger_path
+
+if TYPE_CHECKING:
+    from ..pricing import PriceTable
 
 __all__ = ["register"]
 
+_CHECK = "check"
 
-def _cmd_prices(args: argparse.Namespace) -> int:
+
+def _table(prices_file: str | None) -> PriceTable:
     from ..pricing import PriceTable
 
     table = PriceTable.default()
+    return table.merged(prices_file) if prices_file else table
+
+
+def _cmd_prices(args: argparse.Namespace) -> int:
+    if args.model == _CHECK:
+        if args.search is not None:
+            raise CLIError("--search does not go with `costguard prices check`")
+        return _cmd_check(args)
+    if args.ledger is not None:
+        raise CLIError("--ledger goes with `costguard prices check`")
+    if args.model and args.search is not None:
+        raise CLIError("give a MODEL or --search TEXT, not both")
+    table = _table(args.prices)
     if args.model:
         price = table.get(args.model)
         if price is None:
@@ -25,6 +51,11 @@ def _cmd_prices(args: argparse.Namespace) -> int:
         names = sorted(n for n in table if needle in n.lower())
         if not names:
             raise CLIError(f"no model matches {args.search!r}")
+    if args.json:
+        models = table.as_dict()["models"]
+        out = {name: models[table.require(name).model] for name in names}
+        print(json.dumps({"version": table.version, "models": out}, indent=2))
+        return 0
     rows = []
     for name in names:
         p = table.require(name)
@@ -48,10 +79,77 @@ def _cmd_prices(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    prices = commands.add_parser("prices", help="the shipped price table")
-    prices.add_argument(
-        "model", nargs="?", help="one model (snapshot names resolve to their family)"
+def _cmd_check(args: argparse.Namespace) -> int:
+    """Models in the ledger without a price: exit 0 when there are none, else 1."""
+    from ..ledger._maintenance import model_calls, status
+
+    path = ledger_path(args.ledger)
+    table = _table(args.prices)
+    seen = model_calls(path)
+    unpriced = [m for m in seen if table.get(m.model) is None]
+    recorded_unpriced = status(path).unpriced
+    if args.json:
+        out = {
+            "ledger": str(path),
+            "price_version": table.version,
+            "models_seen": len(seen),
+            "calls_recorded_unpriced": recorded_unpriced,
+            "unpriced": [
+                {"model": m.model, "calls": m.calls, "requested": m.requested, "served": m.served}
+                for m in unpriced
+            ],
+        }
+        print(json.dumps(out, indent=2))
+        return 1 if unpriced else 0
+    if not seen:
+        print(f"no models in the ledger at {path} yet: nothing to check")
+        return 0
+    if not unpriced:
+        print(f"all {len(seen)} models in the ledger have a price in table {table.version}")
+        if recorded_unpriced:
+            print(
+                f"({recorded_unpriced:,} calls were recorded unpriced before their price "
+                "was known; their cost stays unknown)"
+            )
+        return 0
+    body = [[m.model, f"{m.calls:,}", f"{m.requested:,}", f"{m.served:,}"] for m in unpriced]
+    emit_table(
+        ["model", "calls", "as requested", "as served"],
+        body,
+        title=f"models in the ledger with no price in table {table.version}",
     )
-    prices.add_argument("--search", help="models whose name contains TEXT")
+    print(f"\n{recorded_unpriced:,} calls in the ledger are recorded unpriced (never as $0).")
+    print("Add prices with PriceTable.override() or a price file: see docs/pricing.md.")
+    return 1
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    prices = commands.add_parser(
+        "prices",
+        help="the shipped price table; `prices check` finds unpriced models in the ledger",
+        usage=(
+            "costguard prices [-h] [MODEL | --search TEXT] [--prices FILE] [--json]\n"
+            "       costguard prices check [--ledger PATH] [--prices FILE] [--json]"
+        ),
+        description=(
+            "Show the price table: one model, the models whose name contains TEXT, or all. "
+            "`costguard prices check` lists the models in the ledger (requested or served) "
+            "that have no price, with their call counts; it exits 1 if there are any, so "
+            "it can guard a CI job."
+        ),
+    )
+    prices.add_argument(
+        "model",
+        nargs="?",
+        metavar="MODEL",
+        help="one model (snapshot names resolve to their family), or `check`",
+    )
+    prices.add_argument("--search", metavar="TEXT", help="models whose name contains TEXT")
+    prices.add_argument(
+        "--ledger",
+        metavar="PATH",
+        help="with check: the ledger (default: $COSTGUARD_HOME or the user data dir)",
+    )
+    prices.add_argument("--prices", metavar="FILE", help="a price file to add to the shipped table")
+    prices.add_argument("--json", action="store_true", help="machine-readable output")
     prices.set_defaults(func=_cmd_prices)
