@@ -28,7 +28,7 @@ _TICKETS = [
 def run_demo(ledger_path: str | None = None) -> int:
     import openai
 
-    from . import CostGuardClient, ExactCache
+    from . import Budget, Cap, CostGuardClient, ExactCache, Router
     from .testing import FakeProvider
 
     with (
@@ -36,11 +36,26 @@ def run_demo(ledger_path: str | None = None) -> int:
         CostGuardClient(
             ledger=Path(ledger_path or Path(tmp) / "ledger.db"),
             cache=ExactCache(Path(tmp) / "cache"),
+            router=Router(rules={"triage": "gpt-4.1-nano"}),  # labelling needs no big model
+            max_tokens=Cap(default=300),
         ) as guard,
     ):
         fake = FakeProvider()
         gpt = guard.wrap(fake.openai())
         claude = guard.wrap(fake.anthropic())
+
+        @guard.scope(
+            feature="support-bot",
+            user=lambda ticket, user: user,  # attributed from the function's arguments
+            budget=Budget(5, period="day", per="user", name="support-bot per user"),
+        )
+        def answer(ticket: str, user: str) -> None:
+            claude.messages.create(
+                model="claude-sonnet-4-6",
+                max_tokens=400,  # the guard's Cap sends 300
+                system="You are a friendly support agent for Acme Cloud.",
+                messages=[{"role": "user", "content": ticket}],
+            )
 
         for i, ticket in enumerate(_TICKETS * 3):
             user = f"user-{i % 5}"
@@ -56,13 +71,7 @@ def run_demo(ledger_path: str | None = None) -> int:
                     ],
                     max_tokens=5,
                 )
-            with guard.scope(feature="support-bot", user=user):
-                claude.messages.create(
-                    model="claude-sonnet-4-6",
-                    max_tokens=400,
-                    system="You are a friendly support agent for Acme Cloud.",
-                    messages=[{"role": "user", "content": ticket}],
-                )
+            answer(ticket, user)
         with guard.scope(feature="search"):
             gpt.embeddings.create(model="text-embedding-3-small", input=_TICKETS)
         with guard.scope(feature="weekly-digest"):
@@ -116,10 +125,10 @@ async def _async_part(guard: CostGuardClient, fake: FakeProvider) -> None:
 def _print_bill(guard: CostGuardClient, kept: Path | None) -> None:
     from .cli._common import usd as _usd
     from .cli._report import summary_table as _summary_table
+    from .ledger._dashboard import dashboard
 
     records = guard.ledger.records()
     total = sum((r.cost_usd or Decimal(0) for r in records), Decimal(0))
-    saved = sum((r.saved_usd for r in records), Decimal(0))
     print(
         f"costguard demo: {len(records)} calls through the fake provider (no network, no spend)\n"
     )
@@ -128,7 +137,16 @@ def _print_bill(guard: CostGuardClient, kept: Path | None) -> None:
     print("\nBy feature")
     print(_summary_table(guard.ledger.summary("feature"), ["feature"]))
     print(f"\nspent:  {_usd(total)}  (priced exactly from the {guard.prices.version} price table)")
-    hits = sum(1 for r in records if r.cache != "miss")
-    print(f"saved:  {_usd(saved)}  ({hits} repeated questions answered from the exact cache)")
+    savings = dashboard(guard.ledger, prices=guard.prices).savings
+    print(f"saved:  {_usd(savings.cache.usd + savings.routing.usd)}")
+    print(
+        f"  cache:   {_usd(savings.cache.usd)}  "
+        f"({savings.cache.calls} repeated questions answered from the exact cache)"
+    )
+    print(
+        f"  routing: {_usd(savings.routing.usd)}  "
+        f"({savings.routing.calls} triage calls sent to a cheaper model by rule)"
+    )
+    print(f"  output caps: up to {_usd(savings.capping.usd)}  (answers cut at the cap)")
     if kept:
         print(f"ledger: {kept}  (try: costguard report --ledger {kept} --group-by feature,user)")
