@@ -54,4 +54,3 @@ class RouteLayer:
     async def ahandle(self, call: Call, call_next: AsyncHandler) -> Outcome:
         routed, reason = self.prepare(call)
         return (await call_next(routed)).routed(reason)
-
