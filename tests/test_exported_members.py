@@ -17,6 +17,10 @@ def test_public_names_are_pinned() -> None:
     """Adding or removing a public name is a deliberate change to this list."""
     assert costguard.__all__ == [
         "AsyncHandler",
+        "BatchHandle",
+        "BatchItemError",
+        "BatchNotReadyError",
+        "BatchOptions",
         "Budget",
         "BudgetAlert",
         "BudgetExceededError",
@@ -37,6 +41,7 @@ def test_public_names_are_pinned() -> None:
         "FakeEmbedder",
         "FallbackAttempt",
         "FallbackExhaustedError",
+        "FlushReport",
         "Handler",
         "InvalidRequestError",
         "Layer",

@@ -37,6 +37,7 @@ from .ledger import CallRecord, Ledger, SummaryRow
 from .pricing import Cost, ModelPrice, PriceTable, Rates
 
 if TYPE_CHECKING:
+    from .batch import BatchHandle, BatchItemError, BatchNotReadyError, BatchOptions, FlushReport
     from .cache import Embedder, FakeEmbedder, OpenAIEmbedder, SemanticCache
     from .resilience import Retry
     from .routing import Cascade, ComplexityRouter, Router
@@ -44,6 +45,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncHandler",
+    "BatchHandle",
+    "BatchItemError",
+    "BatchNotReadyError",
+    "BatchOptions",
     "Budget",
     "BudgetAlert",
     "BudgetExceededError",
@@ -64,6 +69,7 @@ __all__ = [
     "FakeEmbedder",
     "FallbackAttempt",
     "FallbackExhaustedError",
+    "FlushReport",
     "Handler",
     "InvalidRequestError",
     "Layer",
@@ -101,6 +107,10 @@ logging.getLogger("costguard").addHandler(logging.NullHandler())
 # Features that need more than the core (numpy, tenacity, ...) load on first use, so that
 # `import costguard` stays light.
 _LAZY = {
+    "BatchHandle": "batch",
+    "BatchItemError": "batch",
+    "BatchNotReadyError": "batch",
+    "BatchOptions": "batch",
     "Budget": "spend",
     "BudgetAlert": "spend",
     "BudgetStatus": "spend",
@@ -109,6 +119,7 @@ _LAZY = {
     "ComplexityRouter": "routing",
     "Embedder": "cache",
     "FakeEmbedder": "cache",
+    "FlushReport": "batch",
     "OpenAIEmbedder": "cache",
     "RateLimits": "spend",
     "Retry": "resilience",

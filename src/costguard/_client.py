@@ -305,10 +305,6 @@ class CostGuardClient:
                     f"scope {name} must be a str, a callable of the function's arguments, or "
                     f"None; got {type(value).__name__} {value!r}"
                 )
-        if prompt_caching not in (None, "auto", "off"):
-            raise ConfigurationError(
-                f"scope prompt_caching must be 'auto' or 'off', got {prompt_caching!r}"
-            )
         if model is not None:
             if not isinstance(model, str) or not model:
                 raise ConfigurationError(f"scope model must be a model name, got {model!r}")
@@ -342,6 +338,67 @@ class CostGuardClient:
         return [] if self.budgets is None else self.budgets.status()
 
     # -- batch APIs and the deferred queue (issue 7) ------------------------------------------
+
+    def batch(
+        self,
+        client: Any,
+        requests: Sequence[Mapping[str, Any]],
+        *,
+        wait: bool = True,
+        options: BatchOptions | None = None,
+    ) -> list[Any] | BatchHandle:
+        """Send ``requests`` (dicts of ``create()`` arguments; for OpenAI optionally
+        ``"operation": "responses"`` or ``"embeddings"``, default chat completions) through
+        the provider's batch API, at batch prices. Returns the SDK's response objects in the
+        order of ``requests``, a :class:`~costguard.batch.BatchItemError` in the slot of each
+        request that got no answer; with ``wait=False``, a
+        :class:`~costguard.batch.BatchHandle` for :meth:`resolve`. See docs/batch.md."""
+        from .batch._api import run_batch
+
+        return run_batch(self, client, requests, wait=wait, options=options)
+
+    def defer(
+        self,
+        client: Any,
+        request: Mapping[str, Any],
+        *,
+        priority: str = "low",
+        options: BatchOptions | None = None,
+    ) -> str:
+        """Queue ``request`` in the ledger database for a later batch; returns its handle (a
+        ULID) for :meth:`resolve`. Nothing is sent until :meth:`flush_deferred`."""
+        from .batch._api import defer
+
+        return defer(self, client, request, priority=priority, options=options)
+
+    def flush_deferred(
+        self, client: Any, *, wait: bool = False, options: BatchOptions | None = None
+    ) -> FlushReport:
+        """Submit what is queued for ``client`` as batches, and collect batches that ended
+        (``wait=True``: until every one has). Safe to run from cron, and from several
+        processes at once."""
+        from .batch._api import flush
+
+        return flush(self, client, wait=wait, options=options)
+
+    def resolve(
+        self,
+        handle: str | BatchHandle,
+        client: Any,
+        *,
+        wait: bool = True,
+        options: BatchOptions | None = None,
+    ) -> Any:
+        """The SDK response for a handle from :meth:`defer` (a list for one from
+        :meth:`batch`), from any process: from the ledger if it has ended, else by submitting
+        or polling it. A failed request raises its
+        :class:`~costguard.batch.BatchItemError`; ``wait=False`` returns None if not ready."""
+        from .batch._api import resolve
+
+        return resolve(self, handle, client, wait=wait, options=options)
+
+    if TYPE_CHECKING:  # for the annotations above, without importing the batch package
+        from .batch import BatchHandle, BatchOptions, FlushReport
 
     def close(self) -> None:
         """Commit pending ledger rows and close the ledger, budgets and caches."""

@@ -114,6 +114,12 @@ class ScopeManager:
 
             modes = ", ".join(sorted(CACHE_MODES))
             raise ConfigurationError(f"scope cache={scope.cache!r} is not one of {modes}")
+        if scope.prompt_caching not in (None, "auto", "off"):
+            from ._errors import ConfigurationError
+
+            raise ConfigurationError(
+                f"scope prompt_caching must be 'auto' or 'off', got {scope.prompt_caching!r}"
+            )
         self._scope = scope
         self._resolvers: Mapping[str, Resolver] = MappingProxyType(dict(resolvers or {}))
         self._tokens: list[Token[Scope]] = []

@@ -139,11 +139,76 @@ def _m004_linked_calls(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE calls ADD COLUMN linked_to TEXT")
 
 
+def _m005_batches(conn: sqlite3.Connection) -> None:
+    # The provider batch (OpenAI Batch API, Anthropic Message Batches) that carried a call.
+    conn.execute("ALTER TABLE calls ADD COLUMN batch_id TEXT")
+    # Requests sent through the batch APIs, from guard.batch() and the deferred queue. A row is
+    # committed before each network step and moved on after it, so nothing is lost when a
+    # process dies between queueing, submitting and collecting (see costguard/batch/).
+    conn.execute(
+        """
+        CREATE TABLE batch_items (
+            id TEXT PRIMARY KEY,            -- ULID: the handle guard.defer() returns
+            run_id TEXT,                    -- the guard.batch() call it came from (NULL: deferred)
+            position INTEGER NOT NULL DEFAULT 0,  -- its index in that call's requests
+            state TEXT NOT NULL,            -- queued | submitting | submitted | finished | failed
+            priority INTEGER NOT NULL DEFAULT 2,  -- 0 high, 1 normal, 2 low
+            provider TEXT NOT NULL,         -- openai | anthropic
+            operation TEXT NOT NULL,        -- chat.completions.create, messages.create, ...
+            model TEXT,
+            base_url TEXT NOT NULL,
+            api_key_hash TEXT,              -- which key queued it (keyed hash, never the key)
+            api_key_last4 TEXT,
+            request TEXT,                   -- JSON create() kwargs; NULL once the item has ended
+            meta TEXT NOT NULL DEFAULT '{}',  -- JSON: model and output limit (no prompt text)
+            scope TEXT NOT NULL DEFAULT '{}', -- JSON: feature, user, tenant, tags
+            cache_key TEXT,                 -- the exact-cache key a live call would use
+            cache_tag TEXT,                 -- its partition
+            cache_ttl REAL,
+            cache_store INTEGER NOT NULL DEFAULT 0,  -- store the answer when it comes
+            attempt TEXT,                   -- the submission attempt that claimed it (ULID)
+            lease_until REAL,               -- unix seconds: 'submitting' past this is retried
+            hold TEXT,                      -- JSON: the budget reservation it holds
+            batch_id TEXT,                  -- the provider's batch id, once it accepted it
+            row_id TEXT,                    -- the id of its row in calls (written once)
+            cache TEXT NOT NULL DEFAULT 'miss',  -- exact: answered from the cache, not sent
+            result TEXT,                    -- JSON of the SDK response, once finished
+            error TEXT,                     -- JSON: why it failed (kind, message, status)
+            queued_at REAL NOT NULL,        -- unix seconds
+            submitted_at REAL,
+            ended_at REAL
+        ) WITHOUT ROWID
+        """
+    )
+    conn.execute("CREATE INDEX batch_items_by_state ON batch_items (state, priority, id)")
+    conn.execute("CREATE INDEX batch_items_by_batch ON batch_items (batch_id)")
+    conn.execute("CREATE INDEX batch_items_by_run ON batch_items (run_id, position)")
+    # One row per provider batch submitted.
+    conn.execute(
+        """
+        CREATE TABLE batch_jobs (
+            id TEXT PRIMARY KEY,            -- the provider's batch id
+            provider TEXT NOT NULL,
+            endpoint TEXT NOT NULL,         -- /v1/chat/completions, ..., or /v1/messages/batches
+            attempt TEXT NOT NULL,          -- the submission attempt (batch_items.attempt)
+            base_url TEXT NOT NULL,
+            api_key_hash TEXT,
+            status TEXT NOT NULL,           -- as the provider last reported it
+            items INTEGER NOT NULL,
+            input_file_id TEXT,
+            created_at REAL NOT NULL,       -- unix seconds
+            collected_at REAL               -- when its results were read (NULL: still open)
+        ) WITHOUT ROWID
+        """
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _m001_calls_and_meta,
     _m002_spend_control,
     _m003_routing,
     _m004_linked_calls,
+    _m005_batches,
     # Append new migrations here. Never edit one above.
 )
 

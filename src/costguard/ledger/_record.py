@@ -85,6 +85,7 @@ class CallRecord:
     sent_max_tokens: int | None = None  # the output limit sent (after capping)
     route: str | None = None  # why another model served the call (routing, fallback)
     linked_to: str | None = None  # the row of an earlier attempt this call made (a cascade)
+    batch_id: str | None = None  # the provider batch that carried this call (batch APIs)
 
     def __post_init__(self) -> None:
         if self.ts.tzinfo is not UTC:

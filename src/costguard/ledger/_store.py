@@ -82,6 +82,7 @@ _COLUMNS = (
     "sent_max_tokens",
     "route",
     "linked_to",
+    "batch_id",
 )
 _SELECT_COLUMNS = ", ".join(f'"{c}"' for c in _COLUMNS)
 # Rows reach SQLite as one JSON array of row arrays (the journal's own lines): SQLite unpacks
@@ -296,7 +297,7 @@ class Ledger:
                 raise ValueError("the ledger is closed")
             with immediate(self._conn):
                 if "\\u0000" in payload:
-                    self._conn.executemany(_INSERT_VALUES, (json.loads(x) for x in lines))
+                    self._conn.executemany(_INSERT_VALUES, (_padded(x) for x in lines))
                 else:
                     self._conn.execute(_INSERT_JSON, (payload,))
 
@@ -474,6 +475,7 @@ def _row(record: CallRecord) -> tuple[Any, ...]:
         record.sent_max_tokens,
         record.route,
         record.linked_to,
+        record.batch_id,
     )
 
 
@@ -516,6 +518,13 @@ def _make_private_dirs(directory: Path) -> None:
         except FileExistsError:
             if not d.is_dir():
                 raise
+
+
+def _padded(line: bytes) -> list[Any]:
+    """A journalled row as values for every column: rows journalled by an older costguard
+    lack the columns added since (they read as NULL, as in the JSON insert)."""
+    values: list[Any] = json.loads(line)
+    return values + [None] * (len(_COLUMNS) - len(values))
 
 
 def _iso(ts: datetime) -> str:
@@ -601,6 +610,7 @@ def _record(row: Iterable[Any]) -> CallRecord:
         sent_max_tokens,
         route,
         linked_to,
+        batch_id,
     ) = row
     return CallRecord(
         id=id_,
@@ -639,4 +649,5 @@ def _record(row: Iterable[Any]) -> CallRecord:
         sent_max_tokens=sent_max_tokens,
         route=route,
         linked_to=linked_to,
+        batch_id=batch_id,
     )

@@ -17,9 +17,14 @@ that bite stream consumers:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
+import hashlib
 import math
-from collections.abc import Mapping, Sequence
+import threading
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx2
@@ -166,11 +171,12 @@ def _system(value: object) -> str | list[Mapping[str, Any]] | None:
 
 
 def _prompt(ex: Exchange) -> int:
+    body = _strip(ex.body)  # cache_control markers are not prompt tokens
     return prompt_tokens(
         ex.model,
-        _mappings(ex.body.get("messages")),
-        tools=_mappings(ex.body.get("tools")) or None,
-        system=_system(ex.body.get("system")),
+        _mappings(body.get("messages")),
+        tools=_mappings(body.get("tools")) or None,
+        system=_system(body.get("system")),
     )
 
 
@@ -197,6 +203,9 @@ def _messages(
     ex: Exchange, *, fail_mid_stream: bool, message: str | None = None
 ) -> httpx2.Response:
     reply = ex.reply
+    problem = _cache_control_problem(ex.body)
+    if problem is not None:
+        return error_response(400, ex.ids, model=ex.model, message=problem)
     messages = _mappings(ex.body.get("messages"))
     last_user = next(
         (text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
@@ -205,6 +214,11 @@ def _messages(
     answer = Answer(ex, last_user, limit if isinstance(limit, int) else None)
     text, truncated = answer.text, answer.truncated
     counts = settle_usage(reply, _prompt(ex), answer.visible_tokens)
+    if _unscripted(reply):
+        read, write_5m, write_1h = _prompt_cache_counts(ex, counts.prompt)
+        counts = dataclasses.replace(
+            counts, cache_read=read, cache_write_5m=write_5m, cache_write_1h=write_1h
+        )
     stop_reason = reply.finish_reason or (
         "tool_use" if reply.tool_calls else "max_tokens" if truncated else "end_turn"
     )
@@ -322,3 +336,205 @@ def _models(ex: Exchange) -> httpx2.Response:
     ]
     body = {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}
     return json_response(200, body, {"request-id": _request_id(ex.ids)})
+
+
+# -- prompt caching ------------------------------------------------------------------------
+#
+# A request's prompt is a sequence of blocks: tools, system blocks, then each message's content
+# blocks (a string is one text block). A block with ``cache_control`` (or, for a top-level
+# ``cache_control``, the last block that can carry one) is a breakpoint. The cache entry of a
+# breakpoint is the hash of every block up to it (markers removed), per model. A request reads
+# the longest prefix found at one of its breakpoints or up to 20 blocks before one, and writes
+# every breakpoint after that whose prefix reaches the model's minimum cacheable length, each
+# segment at its breakpoint's TTL. ``input_tokens`` is what neither read nor wrote.
+
+_LOOKBACK = 20  # blocks the API checks, back from a breakpoint, for an earlier entry
+_TTL_SECONDS: Mapping[str, float] = {"5m": 300.0, "1h": 3600.0}
+_NOT_CACHEABLE = frozenset({"thinking", "redacted_thinking"})
+
+
+class PromptCache:
+    """One FakeProvider's Anthropic prompt cache: prefix hash -> (expiry, lifetime).
+
+    The fake reads no clock, so by default entries never expire. With a ``clock`` (seconds),
+    an entry lives its TTL from its last write or read, as the API's do.
+    """
+
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        self.clock = clock
+        self._entries: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def read(self, key: str) -> bool:
+        """Whether ``key`` is cached; a hit refreshes its lifetime."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return False
+            if self.clock is None:
+                return True
+            now = self.clock()
+            if entry[0] <= now:
+                del self._entries[key]
+                return False
+            self._entries[key] = (now + entry[1], entry[1])
+            return True
+
+    def write(self, key: str, ttl: str) -> None:
+        seconds = _TTL_SECONDS[ttl]
+        with self._lock:
+            now = self.clock() if self.clock is not None else 0.0
+            old = self._entries.get(key)
+            self._entries[key] = (now + seconds, max(seconds, old[1] if old else seconds))
+
+
+_caches: weakref.WeakKeyDictionary[Ids, PromptCache] = weakref.WeakKeyDictionary()
+_caches_lock = threading.Lock()
+
+
+def prompt_cache(ids: Ids) -> PromptCache:
+    """The prompt cache of the FakeProvider that owns ``ids`` (one per FakeProvider)."""
+    with _caches_lock:
+        cache = _caches.get(ids)
+        if cache is None:
+            cache = _caches[ids] = PromptCache()
+        return cache
+
+
+def _strip(value: Any) -> Any:
+    """``value`` without any ``cache_control`` key, at any depth."""
+    if isinstance(value, Mapping):
+        return {k: _strip(v) for k, v in value.items() if k != "cache_control"}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+def _unscripted(reply: Any) -> bool:
+    """Whether the test left the prompt's cache counts to the fake."""
+    scripted = reply.cached_tokens or reply.cache_write_tokens or reply.cache_write_1h_tokens
+    return reply.usage is None and not scripted
+
+
+def _marks(block: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The cache_control marks on a block, including those inside a tool_result."""
+    marks = [block["cache_control"]] if isinstance(block.get("cache_control"), Mapping) else []
+    if block.get("type") == "tool_result":
+        marks += [m for inner in _mappings(block.get("content")) for m in _marks(inner)]
+    return marks
+
+
+def _blocks(body: Mapping[str, Any]) -> list[tuple[tuple[int, int, int], str, Mapping[str, Any]]]:
+    """Every block of the prompt, in order: (position, role, block)."""
+    found: list[tuple[tuple[int, int, int], str, Mapping[str, Any]]] = []
+    for i, tool in enumerate(_mappings(body.get("tools"))):
+        found.append(((0, i, 0), "tools", tool))
+    system = body.get("system")
+    system_blocks = [{"type": "text", "text": system}] if isinstance(system, str) else None
+    for j, block in enumerate(system_blocks or _mappings(system)):
+        found.append(((1, j, 0), "system", block))
+    for m, message in enumerate(_mappings(body.get("messages"))):
+        content = message.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else None
+        for k, block in enumerate(blocks or _mappings(content)):
+            found.append(((2, m, k), str(message.get("role")), block))
+    return found
+
+
+def _can_carry(block: Mapping[str, Any]) -> bool:
+    kind = block.get("type")
+    return kind not in _NOT_CACHEABLE and (kind != "text" or bool(block.get("text")))
+
+
+def _breakpoints(body: Mapping[str, Any]) -> tuple[list[tuple[int, str]], int]:
+    """(block index, TTL) of each breakpoint in order, and how many cache_control marks the
+    request has (a top-level one counts)."""
+    blocks = _blocks(body)
+    points: dict[int, str] = {}
+    count = 0
+    for index, (_, _, block) in enumerate(blocks):
+        marks = _marks(block)
+        count += len(marks)
+        if marks:
+            points[index] = "1h" if marks[-1].get("ttl") == "1h" else "5m"
+    automatic = body.get("cache_control")
+    if isinstance(automatic, Mapping):
+        count += 1
+        last = next((i for i in range(len(blocks) - 1, -1, -1) if _can_carry(blocks[i][2])), None)
+        if last is not None:
+            points.setdefault(last, "1h" if automatic.get("ttl") == "1h" else "5m")
+    return sorted(points.items()), count
+
+
+def _cache_control_problem(body: Mapping[str, Any]) -> str | None:
+    """The API's 400 message for cache_control it refuses, or None."""
+    points, count = _breakpoints(body)
+    if count > 4:
+        return f"A maximum of 4 blocks with cache_control may be provided. Found {count}."
+    blocks = _blocks(body)
+    for position, _, block in blocks:
+        if _marks(block) and not _can_carry(block):
+            what = "empty text blocks" if block.get("type") == "text" else "this block type"
+            return f"cache_control cannot be set for {what} (block {position})."
+        for mark in _marks(block):
+            if mark.get("ttl", "5m") not in _TTL_SECONDS or mark.get("type") != "ephemeral":
+                return f"cache_control at block {position}: need type 'ephemeral', ttl 5m or 1h."
+    ttls = [ttl for _, ttl in points]
+    if "5m" in ttls and "1h" in ttls[ttls.index("5m") :]:
+        return "a ttl='1h' cache_control block must not come after a ttl='5m' cache_control block."
+    return None
+
+
+def _prompt_cache_counts(ex: Exchange, prompt: int) -> tuple[int, int, int]:
+    """(read, written for 5 minutes, written for 1 hour) prompt tokens of this request."""
+    points, _ = _breakpoints(ex.body)
+    if not points:
+        return 0, 0, 0
+    body = _strip(ex.body)
+    blocks = _blocks(body)
+    digest = hashlib.sha256(ex.model.encode()).digest()
+    hashes: list[str] = []
+    for position, role, block in blocks:
+        digest = hashlib.sha256(digest + dumps([position, role, block]).encode()).digest()
+        hashes.append(digest.hex())
+
+    @functools.cache
+    def tokens(index: int) -> int:
+        """Prompt tokens up to and including block ``index``."""
+        tools: list[Mapping[str, Any]] = []
+        system: list[Mapping[str, Any]] = []
+        messages: list[dict[str, Any]] = []
+        for (section, m, _), role, block in blocks[: index + 1]:
+            if section == 0:
+                tools.append(block)
+            elif section == 1:
+                system.append(block)
+            elif messages and messages[-1]["index"] == m:
+                messages[-1]["content"].append(block)
+            else:
+                messages.append({"index": m, "role": role, "content": [block]})
+        counted = [{"role": msg["role"], "content": msg["content"]} for msg in messages]
+        return min(
+            prompt, prompt_tokens(ex.model, counted, tools=tools or None, system=system or None)
+        )
+
+    from ..layers.promptcache import min_cacheable_tokens
+
+    minimum = min_cacheable_tokens(ex.model)
+    cache = prompt_cache(ex.ids)
+    read_at = -1
+    for point, _ in points:
+        for index in range(point, max(point - _LOOKBACK, read_at), -1):
+            if cache.read(hashes[index]):
+                read_at = index
+                break
+    read = tokens(read_at) if read_at >= 0 else 0
+    written = {"5m": 0, "1h": 0}
+    done = read
+    for point, ttl in points:
+        if point <= read_at or tokens(point) < minimum:
+            continue
+        written[ttl] += tokens(point) - done
+        done = tokens(point)
+        cache.write(hashes[point], ttl)
+    return read, written["5m"], written["1h"]

@@ -8,12 +8,13 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import httpx2
 
 from .._usage import Usage
-from . import _anthropic, _openai
+from . import _anthropic, _batches, _openai
+from ._batches import BatchEndpoint, FakeBatches
 from ._script import (
     GENERATION_ENDPOINTS,
     Endpoint,
@@ -82,7 +83,7 @@ class RecordedRequest:
     """
 
     provider: Provider
-    endpoint: Endpoint | None
+    endpoint: Endpoint | BatchEndpoint | None
     method: str
     url: str
     path: str
@@ -104,7 +105,9 @@ class FakeProvider:
     leave the process, and the SDK parses realistic JSON and server-sent events into its own
     types. Served: OpenAI ``chat.completions``, ``responses``, ``embeddings`` and ``models``;
     Anthropic ``messages`` (also ``messages.stream`` and ``beta.messages``),
-    ``messages.count_tokens`` and ``models``. Any other path answers the provider's 404.
+    ``messages.count_tokens`` and ``models``; and the batch APIs (OpenAI ``files`` and
+    ``batches``, Anthropic ``messages.batches``; see :attr:`batches`). Any other path answers
+    the provider's 404.
 
     Answers are scripted with :meth:`reply` and :meth:`fail` in ONE first-in-first-out queue
     shared by every client of this FakeProvider, sync and async: a request takes the first
@@ -125,6 +128,7 @@ class FakeProvider:
         self._lock = threading.Lock()
         self._queue: deque[Reply | Failure] = deque()
         self._requests: list[RecordedRequest] = []
+        self._batches = FakeBatches(self._ids, created, self._answer)
 
     # -- clients ---------------------------------------------------------------------------
 
@@ -291,6 +295,12 @@ class FakeProvider:
             self._queue.extend([item] * times)
 
     @property
+    def batches(self) -> FakeBatches:
+        """The batch APIs' state: how batches advance, and scripted endings (see
+        :class:`~costguard.testing._batches.FakeBatches`)."""
+        return self._batches
+
+    @property
     def requests(self) -> list[RecordedRequest]:
         """Every request received so far, oldest first (a copy)."""
         with self._lock:
@@ -314,10 +324,11 @@ class FakeProvider:
         api: _Api = _openai if provider == "openai" else _anthropic
         path = request.url.path
         endpoint = api.route(request.method, path)
+        batch = _batches.route(provider, request.method, path) if endpoint is None else None
         body = _json_body(request.content)
         recorded = RecordedRequest(
             provider=provider,
-            endpoint=endpoint,
+            endpoint=endpoint or batch,
             method=request.method,
             url=str(request.url),
             path=path,
@@ -329,9 +340,9 @@ class FakeProvider:
         )
         with self._lock:
             self._requests.append(recorded)
-            item = self._take(provider, endpoint)
+            item = self._take(provider, endpoint or batch)
 
-        if endpoint is None:
+        if endpoint is None and batch is None:
             return api.not_found(request.method, path, self._ids)
         exchange = Exchange(
             body=body if isinstance(body, dict) else {},
@@ -350,6 +361,8 @@ class FakeProvider:
                     "Connection refused (scripted by FakeProvider)", request=request
                 )
             if item.kind == "stream_error":
+                if endpoint is None:  # a batch endpoint never streams
+                    return api.error_response(500, self._ids, model="", message=item.message)
                 return api.stream_error(endpoint, exchange, item.message)
             return api.error_response(
                 item.kind,
@@ -358,9 +371,32 @@ class FakeProvider:
                 message=item.message,
                 retry_after=item.retry_after,
             )
+        if endpoint is None:
+            return self._batches.handle(provider, request)
         return api.handle(endpoint, exchange)
 
-    def _take(self, provider: Provider, endpoint: Endpoint | None) -> Reply | Failure | None:
+    def _answer(self, provider: str, endpoint: str, body: Mapping[str, Any]) -> tuple[int, Any]:
+        """One request of a batch, answered as a live request would be: (status, JSON)."""
+        api: _Api = _openai if provider == "openai" else _anthropic
+        with self._lock:
+            item = self._take(provider, endpoint)
+        exchange = Exchange(
+            body=body,
+            reply=item if isinstance(item, Reply) else Reply(),
+            ids=self._ids,
+            seed=self._seed,
+            created=self._created,
+        )
+        if isinstance(item, Failure):
+            status = item.kind if isinstance(item.kind, int) else 500
+            response = api.error_response(
+                status, self._ids, model=exchange.model, message=item.message
+            )
+        else:
+            response = api.handle(cast("Endpoint", endpoint), exchange)
+        return response.status_code, json.loads(response.content)
+
+    def _take(self, provider: str, endpoint: str | None) -> Reply | Failure | None:
         """Pop the first queued item this request may take (the caller holds the lock)."""
         for index, item in enumerate(self._queue):
             if item.match.accepts(provider, endpoint):

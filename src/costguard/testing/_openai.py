@@ -17,11 +17,14 @@ bite stream consumers:
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import math
 import re
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx2
@@ -250,8 +253,17 @@ def _chat_completions(
     n = _int_or_none(body.get("n")) or 1
     limit = _int_or_none(body.get("max_completion_tokens")) or _int_or_none(body.get("max_tokens"))
     answer = Answer(ex, _last_user_text(messages), limit)
-    prompt = prompt_tokens(ex.model, messages, tools=_mappings(body.get("tools")) or None)
+    tools = _mappings(body.get("tools")) or None
+    prompt = prompt_tokens(ex.model, messages, tools=tools)
     counts = settle_usage(ex.reply, prompt, answer.visible_tokens * n)
+    if _unscripted(ex.reply):
+        lead = [tools] if tools else []
+        cached = _cached_tokens(
+            ex,
+            [*lead, *messages],
+            lambda i: prompt_tokens(ex.model, messages[: i + 1 - len(lead)], tools=tools),
+        )
+        counts = dataclasses.replace(counts, cache_read=min(cached, counts.prompt))
     finish = ex.reply.finish_reason or (
         "tool_calls" if answer.tool_calls else "length" if answer.truncated else "stop"
     )
@@ -408,16 +420,22 @@ def _responses(
     tools = _mappings(body.get("tools")) or None
     limit = _int_or_none(body.get("max_output_tokens"))
     answer = Answer(ex, _last_user_text(messages), limit)
+    system = instructions if isinstance(instructions, str) else None
     counts = settle_usage(
         ex.reply,
-        prompt_tokens(
-            ex.model,
-            messages,
-            tools=tools,
-            system=instructions if isinstance(instructions, str) else None,
-        ),
+        prompt_tokens(ex.model, messages, tools=tools, system=system),
         answer.visible_tokens,
     )
+    if _unscripted(ex.reply):
+        lead = [[system, tools]] if system or tools else []
+        cached = _cached_tokens(
+            ex,
+            [*lead, *messages],
+            lambda i: prompt_tokens(
+                ex.model, messages[: i + 1 - len(lead)], tools=tools, system=system
+            ),
+        )
+        counts = dataclasses.replace(counts, cache_read=min(cached, counts.prompt))
     # Responses has no finish reason: a cut answer (or a scripted "length") is "incomplete".
     cut = answer.truncated or ex.reply.finish_reason in (
         "length",
@@ -641,3 +659,72 @@ def _models(ex: Exchange) -> httpx2.Response:
         for model in MODELS
     ]
     return json_response(200, {"object": "list", "data": data}, _headers(ex.ids))
+
+
+# -- prompt caching ------------------------------------------------------------------------
+#
+# OpenAI caches prompt prefixes of 1024 tokens or more by itself and reports the part of a
+# prompt it read from the cache as cached_tokens, in steps of 128 tokens past the first 1024.
+# Requests meet on a cache by their prefix and their prompt_cache_key. The fake remembers, per
+# model and prompt_cache_key, every prefix of the requests it answered that ends at a message
+# boundary (tools and instructions first); a request reads its longest remembered prefix.
+
+CACHE_MIN_TOKENS = 1024
+"""The shortest prefix OpenAI caches."""
+_CACHE_STEP = 128
+
+
+class PrefixCache:
+    """One FakeProvider's OpenAI prompt cache: (model, prompt_cache_key, prefix hash)."""
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[str, str | None, str]] = set()
+        self._lock = threading.Lock()
+
+    def longest(self, model: str, key: str | None, hashes: Sequence[str]) -> int:
+        """The index of the longest remembered prefix (-1 for none); then remember all."""
+        with self._lock:
+            found = next(
+                (
+                    i
+                    for i in range(len(hashes) - 1, -1, -1)
+                    if (model, key, hashes[i]) in self._seen
+                ),
+                -1,
+            )
+            self._seen.update((model, key, h) for h in hashes)
+            return found
+
+
+_caches: weakref.WeakKeyDictionary[Ids, PrefixCache] = weakref.WeakKeyDictionary()
+_caches_lock = threading.Lock()
+
+
+def prefix_cache(ids: Ids) -> PrefixCache:
+    """The prompt cache of the FakeProvider that owns ``ids`` (one per FakeProvider)."""
+    with _caches_lock:
+        cache = _caches.get(ids)
+        if cache is None:
+            cache = _caches[ids] = PrefixCache()
+        return cache
+
+
+def _unscripted(reply: Any) -> bool:
+    """Whether the test left the prompt's cache counts to the fake."""
+    scripted = reply.cached_tokens or reply.cache_write_tokens or reply.cache_write_1h_tokens
+    return reply.usage is None and not scripted
+
+
+def _cached_tokens(ex: Exchange, units: Sequence[object], tokens_at: Callable[[int], int]) -> int:
+    """cached_tokens for a prompt made of ``units``; ``tokens_at(i)`` counts units 0..i."""
+    key = ex.body.get("prompt_cache_key")
+    digest = hashlib.sha256(ex.model.encode()).digest()
+    hashes: list[str] = []
+    for unit in units:
+        digest = hashlib.sha256(digest + dumps(unit).encode()).digest()
+        hashes.append(digest.hex())
+    found = prefix_cache(ex.ids).longest(ex.model, key if isinstance(key, str) else None, hashes)
+    tokens = tokens_at(found) if found >= 0 else 0
+    if tokens < CACHE_MIN_TOKENS:
+        return 0
+    return CACHE_MIN_TOKENS + (tokens - CACHE_MIN_TOKENS) // _CACHE_STEP * _CACHE_STEP

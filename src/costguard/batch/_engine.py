@@ -1,0 +1,308 @@
+"""Submitting: one batch API call's context, and claiming and sending requests.
+
+Each step commits its state change before the network call it leads to, and records that call's
+result in a transaction after it (see ``_store``). The network calls go through ``_drivers``;
+pricing, the cache and budgets through ``_account``; recovery and collection live in
+``_collect``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .._call import ClientInfo
+from .._errors import ConfigurationError, CostGuardWarning
+from .._wrap import _kind
+from ..ledger import new_id
+from ._account import Accounts, CachePlan, meta_of, scope_json
+from ._drivers import Driver, driver_for
+from ._requests import Prepared, prepare
+from ._split import split
+from ._store import BatchStore, dumps
+from ._types import ANTHROPIC_LIMITS, OPENAI_LIMITS, BatchItemError, BatchLimits, BatchOptions
+
+if TYPE_CHECKING:
+    from .._call import Call
+    from .._client import CostGuardClient
+
+__all__ = ["Context", "Pending", "Submitted", "insert_row", "open_context"]
+
+
+@dataclass
+class Pending:
+    """A request about to be submitted: its row, its checked form, the call it stands for."""
+
+    item_id: str
+    prepared: Prepared
+    call: Call
+    plan: CachePlan | None
+    hold: str | None = None
+    row_id: str = field(default_factory=new_id)
+
+
+@dataclass
+class Context:
+    """One batch API call's view of the guard, the client and the store."""
+
+    guard: CostGuardClient
+    client: Any
+    provider: str
+    info: ClientInfo
+    options: BatchOptions
+    store: BatchStore
+    driver: Driver
+    accounts: Accounts
+
+    @property
+    def limits(self) -> BatchLimits:
+        if self.options.limits is not None:
+            return self.options.limits
+        return OPENAI_LIMITS if self.provider == "openai" else ANTHROPIC_LIMITS
+
+    def now(self) -> float:
+        return float(self.options.clock())
+
+    def mine(self) -> tuple[str, list[object]]:
+        """SQL matching the items this client may submit and collect."""
+        return (
+            "provider = ? AND base_url = ? AND api_key_hash IS ?",
+            [self.provider, self.info.base_url, self.info.api_key_hash],
+        )
+
+    def close(self) -> None:
+        self.accounts.close()
+
+    # -- preparing ----------------------------------------------------------------------------
+
+    def prepare(
+        self, raw: object, index: int | None, operation_name: str | None = None
+    ) -> Prepared:
+        """Check one request for this client (see ``_requests.prepare``)."""
+        return prepare(self.client, raw, index, self.provider, self.guard.prices, operation_name)
+
+    # -- submitting ---------------------------------------------------------------------------
+
+    def plan(
+        self, pending: Sequence[Pending]
+    ) -> tuple[list[Pending], list[tuple[Pending, Any, Any]]]:
+        """Split requests into misses and cache hits (with their outcome and stored JSON)."""
+        misses: list[Pending] = []
+        hits: list[tuple[Pending, Any, Any]] = []
+        for entry in pending:
+            hit = self.accounts.cache_hit(entry.call, entry.plan)
+            if hit is None:
+                misses.append(entry)
+            else:
+                hits.append((entry, *hit))
+        return misses, hits
+
+    def hit_changes(self, stored: Any) -> dict[str, Any]:
+        """The columns of a request answered from the cache: finished, never sent."""
+        return {
+            "state": "finished",
+            "cache": "exact",
+            "result": dumps(stored),
+            "request": None,
+            "ended_at": self.now(),
+        }
+
+    def finish_hits(self, hits: Sequence[tuple[Pending, Any, Any]], *, state: str | None) -> None:
+        """Record cache hits: move claimed items to finished (``state`` None: the caller
+        inserted them finished), and write their ledger rows."""
+        if state is not None:
+            with self.store.transaction() as conn:
+                for entry, _, stored in hits:
+                    BatchStore.update(conn, entry.item_id, self.hit_changes(stored), state=state)
+        for entry, outcome, _ in hits:
+            item = self.store.items("id = ?", [entry.item_id])[0]
+            self.accounts.write_row(item, outcome, latency_ms=0.0, call=entry.call)
+
+    def groups(self, misses: Sequence[Pending]) -> list[tuple[str, str, list[Pending]]]:
+        """(attempt id, endpoint, requests) per provider batch to create."""
+        chunks = split([m.prepared for m in misses], self.provider, self.limits)
+        by_prepared = {id(m.prepared): m for m in misses}
+        return [
+            (new_id(), endpoint, [by_prepared[id(p)] for p in chunk]) for endpoint, chunk in chunks
+        ]
+
+    def claim_rows(self, groups: Sequence[tuple[str, str, list[Pending]]]) -> list[dict[str, Any]]:
+        """The column values that mark each request as claimed by its attempt."""
+        lease = self.now() + self.options.lease_s
+        rows = []
+        for attempt, _, members in groups:
+            for entry in members:
+                plan = entry.plan
+                rows.append(
+                    {
+                        "id": entry.item_id,
+                        "state": "submitting",
+                        "attempt": attempt,
+                        "lease_until": lease,
+                        "hold": entry.hold,
+                        "row_id": entry.row_id,
+                        "cache_key": plan.key if plan else None,
+                        "cache_tag": plan.tag if plan else None,
+                        "cache_ttl": plan.ttl if plan else None,
+                        "cache_store": int(bool(plan and plan.store)),
+                    }
+                )
+        return rows
+
+    def submit(
+        self, groups: Sequence[tuple[str, str, list[Pending]]], *, requeue_on_error: bool
+    ) -> list[Submitted]:
+        """Send each claimed group as one provider batch."""
+        done: list[Submitted] = []
+        for attempt, endpoint, members in groups:
+            self.options.step("claimed", attempt)
+            entries = [(m.item_id, m.prepared.body) for m in members]
+            try:
+                batch_id, file_id = self.driver.submit(self.client, attempt, endpoint, entries)
+            except Exception as exc:  # the provider refused or could not be reached
+                retry = requeue_on_error and _retry_later(exc)
+                self._unclaim(attempt, members, exc, requeue=retry)
+                done.append(Submitted(len(members), None, exc))
+                continue
+            self.options.step("created", batch_id)
+            self.record_submitted(attempt, batch_id, endpoint, len(members), file_id)
+            done.append(Submitted(len(members), batch_id, None))
+            self.options.step("submitted", batch_id)
+        return done
+
+    def record_submitted(
+        self, attempt: str, batch_id: str, endpoint: str, count: int, file_id: str | None
+    ) -> None:
+        now = self.now()
+        with self.store.transaction() as conn:
+            moved = conn.execute(
+                "UPDATE batch_items SET state = 'submitted', batch_id = ?, submitted_at = ?,"
+                " lease_until = NULL WHERE attempt = ? AND state = 'submitting'",
+                (batch_id, now, attempt),
+            ).rowcount
+            conn.execute(
+                "INSERT OR IGNORE INTO batch_jobs (id, provider, endpoint, attempt, base_url,"
+                " api_key_hash, status, items, input_file_id, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'submitted', ?, ?, ?)",
+                (
+                    batch_id,
+                    self.provider,
+                    endpoint,
+                    attempt,
+                    self.info.base_url,
+                    self.info.api_key_hash,
+                    count,
+                    file_id,
+                    now,
+                ),
+            )
+        if moved == 0:
+            warnings.warn(
+                f"costguard: batch {batch_id} was accepted after its claim lapsed; its requests "
+                "were already queued again",
+                CostGuardWarning,
+                stacklevel=3,
+            )
+
+    def _unclaim(
+        self, attempt: str, members: Sequence[Pending], exc: BaseException, *, requeue: bool
+    ) -> None:
+        for entry in members:
+            self.accounts.settle(entry.hold, None, ok=False)
+        error = BatchItemError(
+            f"the batch could not be submitted: {type(exc).__name__}: {exc}", kind="rejected"
+        ).to_json()
+        with self.store.transaction() as conn:
+            for entry in members:
+                changes: dict[str, Any] = (
+                    {"state": "queued", "attempt": None, "lease_until": None, "hold": None}
+                    if requeue
+                    else {
+                        "state": "failed",
+                        "error": dumps(error),
+                        "request": None,
+                        "ended_at": self.now(),
+                    }
+                )
+                BatchStore.update(conn, entry.item_id, changes, state="submitting")
+        if not requeue:
+            for item in self.store.by_ids([m.item_id for m in members]):
+                self.accounts.write_row(
+                    item, self.accounts.failed(BatchItemError.from_json(error)), latency_ms=0.0
+                )
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """One group's submission: the batch that carries it, or why there is none."""
+
+    requests: int
+    batch_id: str | None
+    error: BaseException | None
+
+
+#: Refusals of the batch itself (its content): submitting it again cannot help.
+_REFUSED_STATUS = frozenset({400, 404, 413, 422})
+
+
+def _retry_later(exc: BaseException) -> bool:
+    """Whether a failed submission stays queued (timeouts, lost connections, rate limits,
+    server errors, a key the provider refused) rather than failing its requests (the provider
+    refused the batch's content)."""
+    status = getattr(exc, "status_code", None)
+    return not (isinstance(status, int) and status in _REFUSED_STATUS)
+
+
+def open_context(guard: CostGuardClient, client: Any, options: BatchOptions | None) -> Context:
+    """The context for one batch API call with ``client`` (a sync OpenAI / Anthropic client)."""
+    provider, is_async = _kind(client)
+    if is_async:
+        raise ConfigurationError(
+            "the batch APIs take a sync client (openai.OpenAI or anthropic.Anthropic); "
+            "batches are submitted and collected in the background anyway"
+        )
+    options = options or BatchOptions()
+    api_key = getattr(client, "api_key", None)
+    key_hash = last4 = partition = None
+    if isinstance(api_key, str):
+        key_hash, last4 = guard.ledger.key_fingerprint(api_key)
+        if guard.cache is not None:
+            partition = guard.cache.partition_for_key(api_key)
+    info = ClientInfo(provider, str(client.base_url), False, key_hash, last4, client, partition)
+    return Context(
+        guard,
+        client,
+        provider,
+        info,
+        options,
+        BatchStore.for_guard(guard),
+        driver_for(provider),
+        Accounts(guard, info, options.reservation_ttl_s),
+    )
+
+
+def insert_row(
+    ctx: Context, entry: Pending, *, state: str, run_id: str | None, position: int, priority: int
+) -> dict[str, Any]:
+    """The batch_items row of a new request."""
+    prepared = entry.prepared
+    return {
+        "id": entry.item_id,
+        "run_id": run_id,
+        "position": position,
+        "state": state,
+        "priority": priority,
+        "provider": ctx.provider,
+        "operation": prepared.operation.name,
+        "model": prepared.model,
+        "base_url": ctx.info.base_url,
+        "api_key_hash": ctx.info.api_key_hash,
+        "api_key_last4": ctx.info.api_key_last4,
+        "request": dumps(prepared.params),
+        "meta": meta_of(prepared.operation, prepared.params),
+        "scope": scope_json(entry.call.scope),
+        "row_id": entry.row_id,
+        "queued_at": ctx.now(),
+    }
