@@ -263,3 +263,16 @@ def test_the_batch_state_is_inspectable(fake: FakeProvider) -> None:
     assert json.loads(fake.batches.file(batch.input_file_id))["custom_id"] == "a"
     with pytest.raises(ValueError, match="outcome"):
         fake.batches.script("exploded")  # type: ignore[arg-type]
+
+
+def test_a_failure_can_be_scripted_on_a_batch_endpoint() -> None:
+    """fake.fail(..., endpoint="batches") makes the next batch creation answer that error."""
+
+    fake = FakeProvider()
+    client = fake.openai(max_retries=0)
+    fake.fail(503, endpoint="batches")
+    upload = client.files.create(file=("in.jsonl", b"{}\n"), purpose="batch")
+    with pytest.raises(openai.InternalServerError):
+        client.batches.create(
+            input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )

@@ -927,7 +927,7 @@ def test_embeddings_and_count_tokens_do_not_take_generation_replies(fake: FakePr
         (lambda f: f.fail("nope"), ValueError),
         (lambda f: f.fail("timeout", retry_after=1), ValueError),
         (lambda f: f.fail(429, times=0), ValueError),
-        (lambda f: f.fail(429, endpoint="files"), ValueError),
+        (lambda f: f.fail(429, endpoint="audio.speech"), ValueError),
         (lambda f: f.reply("x", endpoint="embeddings"), ValueError),
         (lambda f: f.reply("x", provider="gemini"), ValueError),
         (lambda f: f.reply("x", cached_tokens=-1), ValueError),

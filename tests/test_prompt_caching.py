@@ -899,3 +899,21 @@ def test_saving_is_positive_exactly_when_reads_outweigh_the_premium(
     assert (saving > 0) == (reads * (rates.input - rates.cache_read) > write - rates.input)
     assert breakpoint_saving(tokens, rates, ttl, reads + 1) > saving
     assert saving == tokens * breakpoint_saving(1, rates, ttl, reads)
+
+
+def test_reset_forgets_the_fakes_simulated_prompt_cache(make_guard: Any) -> None:
+    """After FakeProvider.reset(), a prefix cached before is written again, not read."""
+    fake = FakeProvider()
+    claude = make_guard(prompt_caching="auto").wrap(fake.anthropic())
+    system = "You are a meticulous assistant. " * 400
+
+    def send() -> Any:
+        return claude.messages.create(
+            model=SONNET, max_tokens=10, system=system, messages=[user("hi")]
+        ).usage
+
+    first, second = send(), send()
+    fake.reset()
+    third = send()
+    assert first.cache_creation_input_tokens > 0 and second.cache_read_input_tokens > 0
+    assert third.cache_creation_input_tokens > 0 and not third.cache_read_input_tokens

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -402,6 +403,9 @@ class CostGuardClient:
 
     def close(self) -> None:
         """Commit pending ledger rows and close the ledger, budgets and caches."""
+        batch_store = sys.modules.get("costguard.batch._store")
+        if batch_store is not None:  # loaded only if batches were used
+            batch_store.BatchStore.close_for(self)
         if self.budgets is not None:
             self.budgets.close()
         if self._rate_layer is not None:

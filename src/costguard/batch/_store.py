@@ -127,6 +127,14 @@ class BatchStore:
                 weakref.finalize(guard, store.close)
             return store
 
+    @classmethod
+    def close_for(cls, guard: CostGuardClient) -> None:
+        """Close ``guard``'s store, if it has one (``guard.close()`` calls this)."""
+        with _STORES_LOCK:
+            store = _STORES.pop(guard, None)
+        if store is not None:
+            store.close()
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()

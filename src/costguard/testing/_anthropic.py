@@ -392,6 +392,12 @@ _caches: weakref.WeakKeyDictionary[Ids, PromptCache] = weakref.WeakKeyDictionary
 _caches_lock = threading.Lock()
 
 
+def forget_prompt_cache(ids: Ids) -> None:
+    """Drop the simulated prompt cache of the FakeProvider that owns ``ids``."""
+    with _caches_lock:
+        _caches.pop(ids, None)
+
+
 def prompt_cache(ids: Ids) -> PromptCache:
     """The prompt cache of the FakeProvider that owns ``ids`` (one per FakeProvider)."""
     with _caches_lock:

@@ -313,10 +313,13 @@ class FakeProvider:
             return len(self._queue)
 
     def reset(self) -> None:
-        """Forget queued items and recorded requests (ids keep counting, so stay unique)."""
+        """Forget queued items, recorded requests and the simulated prompt caches (ids keep
+        counting, so stay unique)."""
         with self._lock:
             self._queue.clear()
             self._requests.clear()
+            _anthropic.forget_prompt_cache(self._ids)
+            _openai.forget_prompt_cache(self._ids)
 
     # -- the fake API ----------------------------------------------------------------------
 

@@ -700,6 +700,12 @@ _caches: weakref.WeakKeyDictionary[Ids, PrefixCache] = weakref.WeakKeyDictionary
 _caches_lock = threading.Lock()
 
 
+def forget_prompt_cache(ids: Ids) -> None:
+    """Drop the simulated prompt cache of the FakeProvider that owns ``ids``."""
+    with _caches_lock:
+        _caches.pop(ids, None)
+
+
 def prefix_cache(ids: Ids) -> PrefixCache:
     """The prompt cache of the FakeProvider that owns ``ids`` (one per FakeProvider)."""
     with _caches_lock:

@@ -33,6 +33,9 @@ Endpoint: TypeAlias = Literal[
     "models",
     "messages",
     "messages.count_tokens",
+    "files",
+    "batches",
+    "messages.batches",
 ]
 """An endpoint the fake serves, named like the SDK resource that calls it."""
 
