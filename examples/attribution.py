@@ -84,7 +84,9 @@ def report(ledger: costguard.Ledger) -> None:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        guard = costguard.CostGuardClient(ledger=Path(tmp) / "ledger.db")
+        guard = costguard.CostGuardClient(
+            ledger=Path(tmp) / "ledger.db", cache=costguard.ExactCache(Path(tmp) / "cache")
+        )
         run(guard)
         report(guard.ledger)
         guard.close()

@@ -78,6 +78,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         guard = costguard.CostGuardClient(
             ledger=Path(tmp) / "ledger.db",
+            cache=costguard.ExactCache(Path(tmp) / "cache"),
             layers=[LatencyLog(), DefaultOutputCap(max_tokens=12)],
         )
         gpt = guard.wrap(fake.openai())

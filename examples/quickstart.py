@@ -21,7 +21,9 @@ from costguard.testing import FakeProvider
 def main() -> None:
     fake = FakeProvider()  # in real code: openai.OpenAI() and anthropic.Anthropic()
     with tempfile.TemporaryDirectory() as tmp:
-        guard = costguard.CostGuardClient(ledger=Path(tmp) / "ledger.db")
+        guard = costguard.CostGuardClient(
+            ledger=Path(tmp) / "ledger.db", cache=costguard.ExactCache(Path(tmp) / "cache")
+        )
         gpt = guard.wrap(fake.openai())
         claude = guard.wrap(fake.anthropic())
         assert isinstance(gpt, openai.OpenAI)  # still the SDK's own class

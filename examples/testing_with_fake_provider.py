@@ -44,7 +44,9 @@ def label_ticket(client: openai.OpenAI, ticket: str) -> str:
 @pytest.fixture
 def guard(tmp_path: Path) -> Iterator[costguard.CostGuardClient]:
     """A guard whose ledger lives in the test's temporary directory."""
-    g = costguard.CostGuardClient(ledger=tmp_path / "ledger.db")
+    g = costguard.CostGuardClient(
+        ledger=tmp_path / "ledger.db", cache=costguard.ExactCache(tmp_path / "cache")
+    )
     yield g
     g.close()
 
@@ -84,7 +86,7 @@ def test_retry_after_header_is_sent() -> None:
     """The scripted failure carries retry-after headers, and the SDK exception is unchanged."""
     fake = FakeProvider()
     fake.fail(429, retry_after=1.5, provider="anthropic")
-    guard = costguard.CostGuardClient(ledger=":memory:")
+    guard = costguard.CostGuardClient(ledger=":memory:", cache=None)
     claude = guard.wrap(fake.anthropic())
 
     with pytest.raises(anthropic.RateLimitError) as caught:

@@ -37,18 +37,6 @@ EXPECTED_OUTPUT = {
 #: (text, times) for output that must appear an exact number of times.
 EXPECTED_COUNTS = {"custom_layer.py": ("[log]", 5)}  # one log line per call
 
-#: Examples that keep costguard's files in the user's real directories when run by hand
-#: (COSTGUARD_HOME unset). Each should pass its own temporary paths, e.g.
-#: ``CostGuardClient(ledger=tmp / "ledger.db", cache=costguard.ExactCache(tmp / "cache"))``.
-#: Remove a name once its example is fixed (the test fails until you do, so it is noticed).
-USES_REAL_USER_DIRS = {
-    "quickstart.py",
-    "attribution.py",
-    "custom_layer.py",
-    "testing_with_fake_provider.py",
-}
-
-
 def _is_test_module(path: Path) -> bool:
     return path.name.startswith("test_") or bool(
         re.search(r"^(async )?def test_", path.read_text(encoding="utf-8"), re.MULTILINE)
@@ -109,10 +97,8 @@ def test_example_runs(example: Path, tmp_path: Path) -> None:
     _assert_ok(example, _run(example, _env(home, tmp_path / "user")))
 
     written = sorted(str(p.relative_to(home)) for p in home.rglob("*")) if home.exists() else []
-    if example.name in USES_REAL_USER_DIRS:
-        assert written, f"{example.name} is fixed: remove it from USES_REAL_USER_DIRS"
-    else:
-        assert not written, f"written to the default (user's) directories: {written}"
+    # Examples keep their files in temporary paths, never in the user's real directories.
+    assert not written, f"written to the default (user's) directories: {written}"
 
 
 def test_every_example_is_found() -> None:
