@@ -365,3 +365,18 @@ def test_nested_scopes_let_inner_values_win_and_merge_tags(
         for key in ("feature", "user", "model", "max_tokens"):
             assert getattr(scope, key) == inner.get(key, outer.get(key))
         assert dict(scope.tags) == {**outer_tags, **inner_tags}
+
+
+def test_budgets_on_an_in_memory_ledger_are_refused_clearly() -> None:
+    """Budgets live in the ledger database, so a ':memory:' ledger gets a message saying so,
+    at construction for the guard's budgets and at the first call for a scope's."""
+    with pytest.raises(costguard.ConfigurationError, match="need a ledger file"):
+        costguard.CostGuardClient(ledger=":memory:", cache=None, budgets=[costguard.Budget(1)])
+    guard = costguard.CostGuardClient(ledger=":memory:", cache=None)
+    client = guard.wrap(FakeProvider().openai())
+    with (
+        guard.scope(budget=costguard.Budget(1)),
+        pytest.raises(costguard.ConfigurationError, match="need a ledger file"),
+    ):
+        chat(client)
+    guard.close()

@@ -163,6 +163,7 @@ class CostGuardClient:
             with book_lock:
                 if self.budgets is not None:
                     return self.budgets
+                self._need_ledger_file("budgets")
                 self.budgets = BudgetBook(
                     budgets,
                     self.ledger.path,
@@ -185,6 +186,7 @@ class CostGuardClient:
         if rate_limits is not None:
             from .layers.ratelimit import RateLimitLayer
 
+            self._need_ledger_file("rate limits")
             self._rate_layer = RateLimitLayer(rate_limits, self.ledger.path)
             optional["limiting"] = (self._rate_layer,)
         if max_tokens is not None:
@@ -256,6 +258,14 @@ class CostGuardClient:
         self._handle = fold(self.layers, _send)
         self._ahandle = fold_async(self.layers, _asend)
 
+    def _need_ledger_file(self, feature: str) -> None:
+        if str(self.ledger.path) == ":memory:":
+            raise ConfigurationError(
+                f"{feature} are kept in the ledger database, shared by threads and processes, "
+                "so they need a ledger file: CostGuardClient(ledger='path/to/ledger.db'), "
+                "not ':memory:'"
+            )
+
     def wrap(self, client: ClientT) -> ClientT:
         """A guarded copy of ``client``: same class, same options; ``client`` is left as it was."""
         return wrap_client(self, client)  # type: ignore[no-any-return]  # a copy of the same class
@@ -282,16 +292,19 @@ class CostGuardClient:
         function, async function, generator or async generator (active while the caller
         iterates). Scopes nest: inner values override outer ones, tags merge, budgets add up.
 
-        :param feature: / :param tags: what the calls are for, in the ledger and reports.
-        :param user: / :param tenant: who they are for; the tenant is also the cache partition.
-            On a decorator either may be a callable of the function's arguments
-            (``user=lambda request: request.user_id``).
+        :param feature: what the calls are for, in the ledger and reports.
+        :param user: who they are for. On a decorator, may be a callable of the function's
+            arguments (``user=lambda request: request.user_id``).
+        :param tenant: whose account they are on: also the cache partition. May be a
+            callable, as ``user``.
+        :param tags: more labels (str to str) for the ledger; nested scopes merge them.
         :param model: force every call inside to this model (routing and cascades stand aside).
         :param tier: the caller's plan, for per-tier rate limits and tier routing.
         :param max_tokens: an output limit for every call inside (never raises the caller's).
         :param max_cost_usd: refuse or shorten any call whose worst case costs more.
         :param cache: ``"no-cache"`` (skip the lookup, still store), ``"no-store"`` (look up,
-            never store), ``"off"``; ``ttl`` seconds for what they store.
+            never store), ``"off"``.
+        :param ttl: seconds the cache keeps what these calls store.
         :param budget: a :class:`~costguard.Budget` (or several) for the calls inside, on top of
             the guard's. One without a ``name`` is named after the feature, so two functions
             with the same feature share it.

@@ -124,7 +124,8 @@ class RateLimits:
     :param wait: instead of raising :class:`~costguard.RateLimitedError` at once, wait until
         the call fits, for at most ``max_wait_s`` seconds in all.
     :param clock: unix seconds (shared by every process using the ledger file).
-    :param sleep: / :param asleep: how sync / async callers wait in ``wait`` mode.
+    :param sleep: how sync callers wait in ``wait`` mode.
+    :param asleep: how async callers wait in ``wait`` mode.
     """
 
     def __init__(
