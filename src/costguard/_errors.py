@@ -11,8 +11,10 @@ wrapped: they reach the caller unchanged. Everything below is a decision costgua
     │   └── UnknownModelPriceError  no price for this model, and the guard is strict
     ├── BudgetExceededError         the call's worst case does not fit a budget (nothing sent)
     ├── RateLimitedError            a per-user rate limit refused the call (carries retry_after)
-    └── FallbackExhaustedError      the model and every fallback failed or were skipped
-                                    (carries attempts; __cause__ is the last provider error)
+    ├── FallbackExhaustedError      the model and every fallback failed or were skipped
+    │                               (carries attempts; __cause__ is the last provider error)
+    ├── BatchItemError              one request of a batch got no answer (costguard.batch)
+    └── BatchNotReadyError          a deferred request has not finished yet (costguard.batch)
 
     CostGuardWarning                degraded but working (unpriced model, failing sink, ...)
 """
