@@ -37,6 +37,7 @@ EXPECTED_OUTPUT = {
 #: (text, times) for output that must appear an exact number of times.
 EXPECTED_COUNTS = {"custom_layer.py": ("[log]", 5)}  # one log line per call
 
+
 def _is_test_module(path: Path) -> bool:
     return path.name.startswith("test_") or bool(
         re.search(r"^(async )?def test_", path.read_text(encoding="utf-8"), re.MULTILINE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -284,3 +285,31 @@ def test_the_ledger_keeps_the_output_limit_asked_for_and_sent(
     limited, unlimited = guard.ledger.records()
     assert (limited.requested_max_tokens, limited.sent_max_tokens) == (50, 50)
     assert (unlimited.requested_max_tokens, unlimited.sent_max_tokens) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("make", "where"),
+    [
+        (
+            lambda p: costguard.CostGuardClient(
+                ledger=p, cache=None, budgets=[costguard.Budget(1)], on_alert=5
+            ),
+            "on_alert",
+        ),
+        (lambda p: costguard.OTel(clock=5), "OTel(clock"),
+        (lambda p: costguard.BatchOptions(sleep="soon"), "BatchOptions.sleep"),
+        (lambda p: costguard.BatchOptions(on_progress=1), "BatchOptions.on_progress"),
+        (lambda p: costguard.RateLimits({"free": 1}, sleep=None), "RateLimits(sleep"),
+        (lambda p: costguard.Retry(sleep=3), "Retry(sleep"),
+        (
+            lambda p: costguard.Cascade(cheap="gpt-4o-mini", strong="gpt-4o", validator="x"),
+            "Cascade(validator",
+        ),
+    ],
+)
+def test_a_non_callable_where_a_callable_is_expected_is_named(
+    tmp_path: Path, make: Any, where: str
+) -> None:
+    """Each hook that must be callable refuses anything else with ConfigurationError naming it."""
+    with pytest.raises(costguard.ConfigurationError, match=re.escape(where)):
+        make(tmp_path / "l.db")

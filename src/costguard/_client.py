@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._call import Call, ClientInfo, Outcome
 from ._chain import Layer, fold, fold_async
-from ._errors import ConfigurationError, UnknownModelPriceError
+from ._errors import ConfigurationError, UnknownModelPriceError, require_callable
 from ._scope import Resolver, Scope, ScopeManager, current_scope
 from ._streams import StreamTap, tap_async, tap_sync
 from ._wrap import wrap_client
@@ -153,6 +153,7 @@ class CostGuardClient:
             raise ConfigurationError("a semantic cache needs the exact cache (cache=None given)")
         self.semantic = semantic
         caching = () if self.cache is None else (CacheLayer(self.cache, semantic),)
+        require_callable("CostGuardClient(on_alert=...)", on_alert, optional=True)
         self.budgets: BudgetBook | None = None
 
         book_lock = threading.Lock()

@@ -37,6 +37,7 @@ __all__ = [
     "PricingError",
     "RateLimitedError",
     "UnknownModelPriceError",
+    "require_callable",
 ]
 
 
@@ -152,6 +153,15 @@ class FallbackExhaustedError(CostGuardError):
         super().__init__(f"every model failed for {requested!r}: {listed}")
         self.requested = requested
         self.attempts = list(attempts)
+
+
+def require_callable(where: str, value: object, *, optional: bool = False) -> None:
+    """Raise :class:`ConfigurationError` naming ``where`` unless ``value`` is callable
+    (or, with ``optional``, None)."""
+    if optional and value is None:
+        return
+    if not callable(value):
+        raise ConfigurationError(f"{where} must be callable, got {type(value).__name__} {value!r}")
 
 
 class CostGuardWarning(UserWarning):

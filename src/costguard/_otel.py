@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 from ._call import Call, Outcome, attempts_made
 from ._chain import AsyncHandler, Handler
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, require_callable
 from .layers._pricing import price_outcome
 from .pricing import PriceTable
 
@@ -96,6 +96,9 @@ class OTel:
     tracer_provider: TracerProvider | None = None
     meter_provider: MeterProvider | None = None
     clock: Callable[[], float] = time.perf_counter
+
+    def __post_init__(self) -> None:
+        require_callable("OTel(clock=...)", self.clock)
 
 
 class _Started:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import ConfigurationError, CostGuardError
+from .._errors import ConfigurationError, CostGuardError, require_callable
 
 __all__ = [
     "ANTHROPIC_LIMITS",
@@ -107,6 +107,9 @@ class BatchOptions:
                 raise ConfigurationError(f"BatchOptions.{name} must be >= 0, got {value!r}")
         if not isinstance(self.backoff, int | float) or self.backoff < 1:
             raise ConfigurationError(f"BatchOptions.backoff must be >= 1, got {self.backoff!r}")
+        for name in ("sleep", "clock", "on_progress", "on_step"):
+            optional = name.startswith("on_")
+            require_callable(f"BatchOptions.{name}", getattr(self, name), optional=optional)
 
     def step(self, name: str, ident: str) -> None:
         if self.on_step is not None:

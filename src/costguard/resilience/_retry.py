@@ -39,7 +39,7 @@ from tenacity.wait import wait_base
 
 from .._aio import sleep as sleep_async
 from .._call import ClientInfo, attempts_made
-from .._errors import ConfigurationError, CostGuardError
+from .._errors import ConfigurationError, CostGuardError, require_callable
 
 __all__ = ["Retry", "attempts_made"]
 
@@ -62,11 +62,6 @@ def _wait_setting(name: str, value: object, *, finite: bool = False) -> float:
         kind = "a finite number" if finite else "a number"
         raise ConfigurationError(f"Retry({name}=...) must be {kind} >= 0, got {value!r}")
     return seconds
-
-
-def _callable(name: str, value: object) -> None:
-    if not callable(value):
-        raise ConfigurationError(f"Retry({name}=...) must be callable, got {value!r}")
 
 
 def _header(error: BaseException, name: str) -> str | None:
@@ -206,7 +201,7 @@ class Retry:
         self.retry_after_cap_s = _wait_setting("retry_after_cap_s", retry_after_cap_s)
         self.initial_delay_s = _wait_setting("initial_delay_s", initial_delay_s, finite=True)
         for name, value in (("jitter", jitter), ("sleep", sleep), ("asleep", asleep), ("now", now)):
-            _callable(name, value)
+            require_callable(f"Retry({name}=...)", value)
         self.jitter = jitter
         self.sleep = sleep
         self.asleep = asleep

@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, require_callable
 from ..pricing import PriceTable
 
 __all__ = ["Cascade", "check_answer"]
@@ -28,6 +28,9 @@ class Cascade:
     strong: str
     validator: Callable[[Any], bool] | None = None
     features: Collection[str] | None = None  # only calls with these scope features; None: all
+
+    def __post_init__(self) -> None:
+        require_callable("Cascade(validator=...)", self.validator, optional=True)
 
     def validate(self, prices: PriceTable) -> None:
         found = []
@@ -42,8 +45,6 @@ class Cascade:
                 f"Cascade models must share a provider: {self.cheap!r} is {found[0]}, "
                 f"{self.strong!r} is {found[1]}"
             )
-        if self.validator is not None and not callable(self.validator):
-            raise ConfigurationError("Cascade(validator=...) must be callable")
 
 
 def check_answer(answer: Any, params: Any, validator: Callable[[Any], bool] | None) -> str | None:

@@ -32,7 +32,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from .._aio import sleep as sleep_async
-from .._errors import ConfigurationError, LedgerError, RateLimitedError
+from .._errors import ConfigurationError, LedgerError, RateLimitedError, require_callable
 from .._scope import Scope
 from ..ledger._migrations import immediate, migrate
 
@@ -179,6 +179,8 @@ class RateLimits:
             )
         self.max_wait_s = float(max_wait_s)
         self.clock = clock
+        require_callable("RateLimits(sleep=...)", sleep)
+        require_callable("RateLimits(asleep=...)", asleep)
         self.sleep = sleep
         self.asleep = asleep
 
