@@ -1,11 +1,15 @@
 """Overhead of a guarded call vs the raw SDK call, on the same in-memory fake transport.
 
-Run:  python benchmarks/bench.py [--calls N]
+Run:  python benchmarks/bench.py [--calls N] [--quick]
 
-Prints one table: median µs per call for the raw SDK client and for the same client wrapped by a
+Prints median µs per call for the raw SDK client and for the same client wrapped by a
 CostGuardClient with only the ledger layer (a real SQLite ledger in a temp dir), and the ratio;
-then `import costguard` vs `import openai` time and memory, each in a fresh interpreter.
-Raw and guarded calls are interleaved so that drift on a busy machine hits both alike.
+the same for exact-cache hits; budgets and router + retry vs the ledger-only guarded call; this
+session's features (scopes, OpenTelemetry, prompt caching) vs the ledger-only guarded call and
+the always-present layers' fast paths in ns (benchmarks/features.py); then `import costguard`
+vs `import openai` time and memory, each in a fresh interpreter. Raw and guarded calls are
+interleaved so that drift on a busy machine hits both alike. ``--quick``: 500 calls per case
+(unless --calls is given) and fewer repeats, about a minute.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+from features import fast_paths, feature_rows, prepare_us, print_fast_paths, print_feature_rows
 
 HI = [{"role": "user", "content": "Say hello in one short sentence."}]
 
@@ -100,8 +106,11 @@ def _table(title: str, rows: list[tuple[str, float, float]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--calls", type=int, default=None, help="default 2000, --quick 500")
+    parser.add_argument("--quick", action="store_true", help="fewer calls and repeats")
     args = parser.parse_args()
+    if args.calls is None:
+        args.calls = 500 if args.quick else 2000
 
     import costguard
     from costguard.testing import FakeProvider
@@ -150,6 +159,7 @@ def main() -> None:
         ) as routed:
             pair = _sync_pair(plain, routed.wrap(fake.openai()), "openai")
             budgeted.append(("router + retry", *_measure(args.calls, *pair)))
+        features = feature_rows(args.calls, Path(tmp), _measure)
         guard.close()
         cached.close()
 
@@ -162,8 +172,13 @@ def main() -> None:
     print(f"{'case':<18}{'ledger µs':>10}{'budgeted µs':>13}{'ratio':>8}{'added µs':>10}")
     for name, r, g in budgeted:
         print(f"{name:<18}{r:>10.1f}{g:>13.1f}{g / r:>8.3f}{g - r:>10.1f}")
-    t_cg, m_cg = _import_cost("costguard")
-    t_oa, m_oa = _import_cost("openai")
+    print()
+    print_feature_rows(args.calls, features, prepare_us(args.calls))
+    print()
+    print_fast_paths(*fast_paths(rounds=9 if args.quick else 31), guarded_us=rows[0][2])
+    runs = 3 if args.quick else 7
+    t_cg, m_cg = _import_cost("costguard", runs)
+    t_oa, m_oa = _import_cost("openai", runs)
     print(f"\n{'import':<18}{'ms':>10}{'MiB':>12}")
     print(f"{'costguard':<18}{t_cg:>10.1f}{m_cg:>12.1f}")
     print(f"{'openai':<18}{t_oa:>10.1f}{m_oa:>12.1f}")

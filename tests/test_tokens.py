@@ -553,3 +553,11 @@ def test_a_longer_conversation_never_counts_fewer_tokens(
 ) -> None:
     """Appending a message adds at least the per-message framing."""
     assert count_tokens(model, [*messages, extra]) >= count_tokens(model, messages) + 3
+
+
+@given(st.text(min_size=200, max_size=2000), st.text(max_size=50))
+def test_remembered_counts_equal_fresh_counts(text: str, suffix: str) -> None:
+    """Counting the same long text twice, or a slightly different one, matches tiktoken."""
+    enc = _tokens._load_encoding("o200k_base")
+    for s in (text, text, text + suffix, text + suffix):
+        assert costguard.count_tokens("gpt-4o", s) == len(enc.encode_ordinary(s))

@@ -231,8 +231,28 @@ def count_text_tokens(model: str, text: str) -> int:
     Special-token markers such as ``"<|endoftext|>"`` are counted as ordinary text.
     """
     family, encoding = _family(model)
-    n = len(_load_encoding(encoding).encode_ordinary(text))
+    n = _length(_load_encoding(encoding).encode_ordinary, encoding, text)
     return math.ceil(n * ANTHROPIC_ESTIMATE_FACTOR) if family == "anthropic" else n
+
+
+#: Strings of this many characters have their token counts remembered: system prompts, tools
+#: and documents recur from call to call, and encoding them costs about 150 ns per token,
+#: where hashing costs a few ns per character (nothing for the same str object, whose hash
+#: Python keeps). The memo keys on the text itself, so a count is never served for other
+#: text, and holds at most 1,024 strings of at most 32k characters.
+_MEMO_CHARS = range(256, 32_768 + 1)
+
+
+@functools.lru_cache(maxsize=1024)
+def _memo_length(encoding: EncodingName, text: str) -> int:
+    return len(_load_encoding(encoding).encode_ordinary(text))
+
+
+def _length(encode: Callable[[str], list[int]], encoding: EncodingName, text: str) -> int:
+    """``len(encode(text))``, remembered for strings of a length in :data:`_MEMO_CHARS`."""
+    if len(text) in _MEMO_CHARS:
+        return _memo_length(encoding, text)
+    return len(encode(text))
 
 
 def count_tokens(
@@ -280,8 +300,12 @@ def count_tokens(
     encode = _load_encoding(encoding_name).encode_ordinary
 
     if family == "anthropic":
-        text_tokens = sum(len(encode(s)) for m in messages for s in _message_strings(m))
-        text_tokens += sum(len(encode(json.dumps(t, ensure_ascii=False))) for t in tool_list)
+        text_tokens = sum(
+            _length(encode, encoding_name, s) for m in messages for s in _message_strings(m)
+        )
+        text_tokens += sum(
+            _length(encode, encoding_name, json.dumps(t, ensure_ascii=False)) for t in tool_list
+        )
         return (
             math.ceil(text_tokens * ANTHROPIC_ESTIMATE_FACTOR)
             + _ANTHROPIC_TOKENS_PER_MESSAGE * len(messages)
@@ -295,7 +319,7 @@ def count_tokens(
         if "name" in message:
             total += _TOKENS_PER_NAME
         for s in _message_strings(message):
-            total += len(encode(s))
+            total += _length(encode, encoding_name, s)
     if tool_list:
         total += _openai_tools_tokens(tool_list, encode, _FUNC_INIT[encoding_name])
     return total
