@@ -353,6 +353,8 @@ class CostGuardClient:
         return [] if self.budgets is None else self.budgets.status()
 
     # -- batch APIs and the deferred queue (issue 7) ------------------------------------------
+    # The sync names take openai.OpenAI / anthropic.Anthropic; the a-names take their async
+    # twins. One engine serves both (costguard/batch/_run.py); each refuses the other kind.
 
     def batch(
         self,
@@ -367,10 +369,26 @@ class CostGuardClient:
         the provider's batch API, at batch prices. Returns the SDK's response objects in the
         order of ``requests``, a :class:`~costguard.batch.BatchItemError` in the slot of each
         request that got no answer; with ``wait=False``, a
-        :class:`~costguard.batch.BatchHandle` for :meth:`resolve`. See docs/batch.md."""
+        :class:`~costguard.batch.BatchHandle` for :meth:`resolve`. Takes a sync client (for an
+        async one, :meth:`abatch`). See docs/batch.md."""
         from .batch._api import run_batch
 
         return run_batch(self, client, requests, wait=wait, options=options)
+
+    async def abatch(
+        self,
+        client: Any,
+        requests: Sequence[Mapping[str, Any]],
+        *,
+        wait: bool = True,
+        options: BatchOptions | None = None,
+    ) -> list[Any] | BatchHandle:
+        """:meth:`batch` for an ``openai.AsyncOpenAI`` or ``anthropic.AsyncAnthropic`` client:
+        SDK calls and waits (``options.asleep``) are awaited, database work runs in a worker
+        thread."""
+        from .batch._api import arun_batch
+
+        return await arun_batch(self, client, requests, wait=wait, options=options)
 
     def defer(
         self,
@@ -386,6 +404,20 @@ class CostGuardClient:
 
         return defer(self, client, request, priority=priority, options=options)
 
+    async def adefer(
+        self,
+        client: Any,
+        request: Mapping[str, Any],
+        *,
+        priority: str = "low",
+        options: BatchOptions | None = None,
+    ) -> str:
+        """:meth:`defer` for an async client (the queue is shared: any kind of client with the
+        same provider, base URL and key may flush or resolve the request)."""
+        from .batch._api import adefer
+
+        return await adefer(self, client, request, priority=priority, options=options)
+
     def flush_deferred(
         self, client: Any, *, wait: bool = False, options: BatchOptions | None = None
     ) -> FlushReport:
@@ -395,6 +427,14 @@ class CostGuardClient:
         from .batch._api import flush
 
         return flush(self, client, wait=wait, options=options)
+
+    async def aflush_deferred(
+        self, client: Any, *, wait: bool = False, options: BatchOptions | None = None
+    ) -> FlushReport:
+        """:meth:`flush_deferred` for an async client."""
+        from .batch._api import aflush
+
+        return await aflush(self, client, wait=wait, options=options)
 
     def resolve(
         self,
@@ -411,6 +451,19 @@ class CostGuardClient:
         from .batch._api import resolve
 
         return resolve(self, handle, client, wait=wait, options=options)
+
+    async def aresolve(
+        self,
+        handle: str | BatchHandle,
+        client: Any,
+        *,
+        wait: bool = True,
+        options: BatchOptions | None = None,
+    ) -> Any:
+        """:meth:`resolve` for an async client; handles from either kind of client resolve."""
+        from .batch._api import aresolve
+
+        return await aresolve(self, handle, client, wait=wait, options=options)
 
     if TYPE_CHECKING:  # for the annotations above, without importing the batch package
         from .batch import BatchHandle, BatchOptions, FlushReport

@@ -1,5 +1,6 @@
 """The providers' batch APIs, priced and durable: ``guard.batch``, ``guard.defer``,
-``guard.flush_deferred`` and ``guard.resolve``.
+``guard.flush_deferred`` and ``guard.resolve``, and for async clients ``guard.abatch``,
+``guard.adefer``, ``guard.aflush_deferred`` and ``guard.aresolve`` (one engine, two drivers).
 
 Requests go through the OpenAI Batch API (chat completions, responses, embeddings) or Anthropic
 Message Batches at half price, are answered from the exact cache when it can, reserve their

@@ -1,27 +1,72 @@
-"""What the guard's batch methods do: ``batch``, ``defer``, ``flush_deferred`` and ``resolve``."""
+"""What the guard's batch methods do: ``batch``, ``defer``, ``flush_deferred`` and ``resolve``,
+and their async twins ``abatch``, ``adefer``, ``aflush_deferred`` and ``aresolve``.
+
+Each method is one core (a generator, see ``_run``) under two thin drivers: the sync name checks
+that it was given a sync client and runs the core with :func:`~._run.run`; the async name checks
+for an async client and awaits :func:`~._run.arun`. Only the kind of client they accept differs.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import BudgetExceededError, ConfigurationError, InvalidRequestError
 from .._scope import current_scope
+from .._wrap import _kind
 from ..ledger import new_id
 from ._account import scope_from
 from ._collect import decode_item, poll, recover
 from ._engine import Context, Pending, insert_row, open_context
 from ._requests import Prepared
+from ._run import Sleep, Steps, arun, run
 from ._store import BatchStore, Item, dumps
 from ._types import BatchHandle, BatchItemError, BatchNotReadyError, BatchOptions, FlushReport
 
 if TYPE_CHECKING:
     from .._client import CostGuardClient
 
-__all__ = ["defer", "flush", "resolve", "run_batch"]
+__all__ = [
+    "adefer",
+    "aflush",
+    "aresolve",
+    "arun_batch",
+    "defer",
+    "flush",
+    "resolve",
+    "run_batch",
+]
 
 PRIORITIES = {"high": 0, "normal": 1, "low": 2}
+
+_SYNC = "a sync client (openai.OpenAI or anthropic.Anthropic)"
+_ASYNC = "an async client (openai.AsyncOpenAI or anthropic.AsyncAnthropic)"
+
+#: (provider, is_async) of a client a batch method was given
+Kind = tuple[str, bool]
+
+
+def _checked(client: Any, name: str, *, is_async: bool) -> Kind:
+    """The client's kind, if it is the kind ``guard.<name>`` takes; else a ConfigurationError
+    pointing at the twin that takes it."""
+    provider, client_is_async = _kind(client)
+    if client_is_async != is_async:
+        given = f"{provider}.{type(client).__name__}"
+        if is_async:
+            raise ConfigurationError(
+                f"guard.{name} takes {_ASYNC}, not a sync {given}; "
+                f"for a sync client use guard.{name.removeprefix('a')}(...)"
+            )
+        raise ConfigurationError(
+            f"guard.{name} takes {_SYNC}, not an async {given}; "
+            f"for an async client use `await guard.a{name}(...)`"
+        )
+    return provider, is_async
+
+
+# -- guard.batch / guard.abatch ---------------------------------------------------------------
 
 
 def run_batch(
@@ -32,22 +77,49 @@ def run_batch(
     wait: bool,
     options: BatchOptions | None,
 ) -> list[Any] | BatchHandle:
+    options = options or BatchOptions()
+    kind = _checked(client, "batch", is_async=False)
+    return run(_batch(guard, client, kind, requests, wait=wait, options=options), options)
+
+
+async def arun_batch(
+    guard: CostGuardClient,
+    client: Any,
+    requests: Sequence[Any],
+    *,
+    wait: bool,
+    options: BatchOptions | None,
+) -> list[Any] | BatchHandle:
+    options = options or BatchOptions()
+    kind = _checked(client, "abatch", is_async=True)
+    return await arun(_batch(guard, client, kind, requests, wait=wait, options=options), options)
+
+
+def _batch(
+    guard: CostGuardClient,
+    client: Any,
+    kind: Kind,
+    requests: Sequence[Any],
+    *,
+    wait: bool,
+    options: BatchOptions,
+) -> Steps[list[Any] | BatchHandle]:
     if isinstance(requests, str | bytes) or not isinstance(requests, Sequence):
         raise InvalidRequestError("requests must be a list of request dicts", field="requests")
     if not requests:
         return [] if wait else BatchHandle(new_id(), (), ())
-    ctx = open_context(guard, client, options)
+    ctx = open_context(guard, client, *kind, options)
     try:
-        handle = _start(ctx, requests)
+        handle = yield from _start(ctx, requests)
         if not wait:
             return handle
-        items = _settle(ctx, list(handle.items), wait=True, handle=handle.id)
+        items = yield from _settle(ctx, list(handle.items), wait=True, handle=handle.id)
         return [decode_item(item, index) for index, item in enumerate(items)]
     finally:
         ctx.close()
 
 
-def _start(ctx: Context, requests: Sequence[Any]) -> BatchHandle:
+def _start(ctx: Context, requests: Sequence[Any]) -> Steps[BatchHandle]:
     """Check, look up, reserve, record and submit the requests of one ``guard.batch`` call."""
     prepared = [ctx.prepare(raw, index) for index, raw in enumerate(requests)]
     _check_sizes(ctx, prepared)
@@ -73,7 +145,7 @@ def _start(ctx: Context, requests: Sequence[Any]) -> BatchHandle:
     with ctx.store.transaction() as conn:
         BatchStore.insert(conn, rows)
     ctx.finish_hits(hits, state=None)
-    submitted = ctx.submit(groups, requeue_on_error=False)
+    submitted = yield from ctx.submit(groups, requeue_on_error=False)
     created = tuple(s.batch_id for s in submitted if s.batch_id is not None)
     errors = [s.error for s in submitted if s.error is not None]
     if errors and not created:
@@ -123,11 +195,39 @@ def defer(
     priority: str,
     options: BatchOptions | None,
 ) -> str:
+    kind = _checked(client, "defer", is_async=False)
+    return _defer(guard, client, kind, request, priority=priority, options=options)
+
+
+async def adefer(
+    guard: CostGuardClient,
+    client: Any,
+    request: Any,
+    *,
+    priority: str,
+    options: BatchOptions | None,
+) -> str:
+    kind = _checked(client, "adefer", is_async=True)
+    # Nothing is sent: the whole of defer is database work, done in a worker thread.
+    return await asyncio.to_thread(
+        _defer, guard, client, kind, request, priority=priority, options=options
+    )
+
+
+def _defer(
+    guard: CostGuardClient,
+    client: Any,
+    kind: Kind,
+    request: Any,
+    *,
+    priority: str,
+    options: BatchOptions | None,
+) -> str:
     if priority not in PRIORITIES:
         raise InvalidRequestError(
             f"priority must be one of {', '.join(PRIORITIES)}, got {priority!r}", field="priority"
         )
-    ctx = open_context(guard, client, options)
+    ctx = open_context(guard, client, *kind, options)
     try:
         prepared = ctx.prepare(request, None)
         _check_sizes(ctx, [prepared])
@@ -147,30 +247,44 @@ def defer(
 def flush(
     guard: CostGuardClient, client: Any, *, wait: bool, options: BatchOptions | None
 ) -> FlushReport:
-    ctx = open_context(guard, client, options)
+    options = options or BatchOptions()
+    kind = _checked(client, "flush_deferred", is_async=False)
+    return run(_flush(guard, client, kind, wait=wait, options=options), options)
+
+
+async def aflush(
+    guard: CostGuardClient, client: Any, *, wait: bool, options: BatchOptions | None
+) -> FlushReport:
+    options = options or BatchOptions()
+    kind = _checked(client, "aflush_deferred", is_async=True)
+    return await arun(_flush(guard, client, kind, wait=wait, options=options), options)
+
+
+def _flush(
+    guard: CostGuardClient, client: Any, kind: Kind, *, wait: bool, options: BatchOptions
+) -> Steps[FlushReport]:
+    ctx = open_context(guard, client, *kind, options)
     report = FlushReport()
     try:
-        report.recovered = recover(
-            ctx,
-        )
+        report.recovered = yield from recover(ctx)
         where, args = ctx.mine()
         for job in ctx.store.jobs(f"collected_at IS NULL AND {where}", args):
             try:
-                _poll_job(ctx, job.id, report)
+                yield from _poll_job(ctx, job.id, report)
             except Exception as exc:  # one unreadable batch does not stop the flush
                 report.errors.append(f"{job.id}: {type(exc).__name__}: {exc}")
-        _submit_queued(ctx, report, only=None)
+        yield from _submit_queued(ctx, report, only=None)
         if wait:
-            _wait_jobs(ctx, report)
+            yield from _wait_jobs(ctx, report)
         report.open = [j.id for j in ctx.store.jobs(f"collected_at IS NULL AND {where}", args)]
         return report
     finally:
         ctx.close()
 
 
-def _poll_job(ctx: Context, batch_id: str, report: FlushReport) -> bool:
+def _poll_job(ctx: Context, batch_id: str, report: FlushReport) -> Steps[bool]:
     before = _ended_counts(ctx, batch_id)
-    ended = poll(ctx, batch_id)
+    ended = yield from poll(ctx, batch_id)
     after = _ended_counts(ctx, batch_id)
     report.finished += after[0] - before[0]
     report.failed += after[1] - before[1]
@@ -185,24 +299,28 @@ def _ended_counts(ctx: Context, batch_id: str) -> tuple[int, int]:
     )
 
 
-def _wait_jobs(ctx: Context, report: FlushReport) -> None:
+def _wait_jobs(ctx: Context, report: FlushReport) -> Steps[None]:
     where, args = ctx.mine()
     still_open = [j.id for j in ctx.store.jobs(f"collected_at IS NULL AND {where}", args)]
 
-    def step() -> list[str]:
-        still_open[:] = [j for j in still_open if not _poll_job(ctx, j, report)]
+    def step() -> Steps[list[str]]:
+        remaining = []
+        for job in still_open:
+            if not (yield from _poll_job(ctx, job, report)):
+                remaining.append(job)
+        still_open[:] = remaining
         return still_open
 
-    _wait(ctx, step, "flush")
+    yield from _wait(ctx, step, "flush")
 
 
-def _wait(ctx: Context, step: Callable[[], list[str]], handle: str) -> None:
-    """Call ``step`` (one round of polls; returns what is still open) until nothing is open."""
+def _wait(ctx: Context, step: Callable[[], Steps[list[str]]], handle: str) -> Steps[None]:
+    """Run ``step`` (one round of polls; returns what is still open) until nothing is open."""
     options = ctx.options
     deadline = ctx.now() + options.timeout_s
     interval = options.poll_interval_s
     while True:
-        still_open = step()
+        still_open = yield from step()
         if not still_open:
             return
         if ctx.now() + interval > deadline:
@@ -211,11 +329,11 @@ def _wait(ctx: Context, step: Callable[[], list[str]], handle: str) -> None:
                 f"collect them later with guard.resolve({handle!r}, client)",
                 handle=handle,
             )
-        options.sleep(interval)
+        yield Sleep(interval)
         interval = min(interval * options.backoff, options.max_poll_interval_s)
 
 
-def _submit_queued(ctx: Context, report: FlushReport, *, only: Sequence[str] | None) -> None:
+def _submit_queued(ctx: Context, report: FlushReport, *, only: Sequence[str] | None) -> Steps[None]:
     """Claim queued requests, answer what the cache holds, reserve budgets, submit the rest."""
     where, args = ctx.mine()
     claim = new_id()
@@ -260,7 +378,7 @@ def _submit_queued(ctx: Context, report: FlushReport, *, only: Sequence[str] | N
         for row in ctx.claim_rows(groups):
             item_id = row.pop("id")
             BatchStore.update(conn, item_id, row, state="submitting")
-    for done in ctx.submit(groups, requeue_on_error=True):
+    for done in (yield from ctx.submit(groups, requeue_on_error=True)):
         if done.batch_id is not None:
             report.batch_ids.append(done.batch_id)
             report.submitted += done.requests
@@ -301,9 +419,36 @@ def resolve(
     wait: bool,
     options: BatchOptions | None,
 ) -> Any:
+    options = options or BatchOptions()
+    kind = _checked(client, "resolve", is_async=False)
+    return run(_resolve(guard, handle, client, kind, wait=wait, options=options), options)
+
+
+async def aresolve(
+    guard: CostGuardClient,
+    handle: str | BatchHandle,
+    client: Any,
+    *,
+    wait: bool,
+    options: BatchOptions | None,
+) -> Any:
+    options = options or BatchOptions()
+    kind = _checked(client, "aresolve", is_async=True)
+    return await arun(_resolve(guard, handle, client, kind, wait=wait, options=options), options)
+
+
+def _resolve(
+    guard: CostGuardClient,
+    handle: str | BatchHandle,
+    client: Any,
+    kind: Kind,
+    *,
+    wait: bool,
+    options: BatchOptions,
+) -> Steps[Any]:
     if isinstance(handle, BatchHandle) and not handle.items:
         return []  # guard.batch of no requests
-    ctx = open_context(guard, client, options)
+    ctx = open_context(guard, client, *kind, options)
     try:
         ident = str(handle)
         single = ctx.store.items("id = ?", [ident])
@@ -319,7 +464,7 @@ def resolve(
                 f"handle {ident!r} was sent through {', '.join(sorted(providers))}; "
                 f"resolve it with a client of that provider, not {ctx.provider}"
             )
-        items = _settle(ctx, [item.id for item in items], wait=wait, handle=ident)
+        items = yield from _settle(ctx, [item.id for item in items], wait=wait, handle=ident)
         if any(not item.ended for item in items):
             return None
         if single:
@@ -332,27 +477,27 @@ def resolve(
         ctx.close()
 
 
-def _settle(ctx: Context, ids: list[str], *, wait: bool, handle: str) -> list[Item]:
+def _settle(ctx: Context, ids: list[str], *, wait: bool, handle: str) -> Steps[list[Item]]:
     """Move the given items on until every one has ended (or, without ``wait``, one round)."""
 
     def load() -> list[Item]:
         return ctx.store.by_ids(ids)
 
-    def step() -> list[str]:
+    def step() -> Steps[list[str]]:
         pending = [item for item in load() if not item.ended]
         if not pending:
             return []
-        recover(ctx, [i for i in pending if i.state == "submitting"])
+        yield from recover(ctx, [i for i in pending if i.state == "submitting"])
         queued = [i.id for i in load() if i.state == "queued"]
         if queued:
-            _submit_queued(ctx, FlushReport(), only=queued)
+            yield from _submit_queued(ctx, FlushReport(), only=queued)
         jobs = sorted({i.batch_id for i in load() if i.state == "submitted" and i.batch_id})
         for job in jobs:
-            poll(ctx, job)
+            yield from poll(ctx, job)
         return sorted({i.batch_id or i.state for i in load() if not i.ended})
 
     if wait:
-        _wait(ctx, step, handle)
+        yield from _wait(ctx, step, handle)
     else:
-        step()
+        yield from step()
     return load()

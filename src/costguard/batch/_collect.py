@@ -21,6 +21,7 @@ from ._account import operation
 from ._drivers import Result
 from ._engine import Context
 from ._requests import URLS
+from ._run import Steps, notify
 from ._store import BatchStore, Item, dumps
 from ._types import BatchItemError
 
@@ -30,7 +31,7 @@ __all__ = ["collect", "decode_item", "poll", "recover"]
 # -- recovering ----------------------------------------------------------------------------------
 
 
-def recover(ctx: Context, items: Iterable[Item] | None = None) -> int:
+def recover(ctx: Context, items: Iterable[Item] | None = None) -> Steps[int]:
     """Items a dead process claimed: adopt the batch it created, or queue them again."""
     now = ctx.now()
     if items is None:
@@ -43,7 +44,7 @@ def recover(ctx: Context, items: Iterable[Item] | None = None) -> int:
     for item in stale:
         attempts.setdefault(item.attempt or "", []).append(item)
     for attempt, members in attempts.items():
-        found = ctx.driver.find(ctx.client, attempt) if attempt else None
+        found = (yield from ctx.driver.find(ctx.client, attempt)) if attempt else None
         if found is not None:
             ctx.record_submitted(attempt, found, _endpoint(members[0]), len(members), None)
             continue
@@ -63,24 +64,23 @@ def recover(ctx: Context, items: Iterable[Item] | None = None) -> int:
 # -- collecting ----------------------------------------------------------------------------------
 
 
-def poll(ctx: Context, batch_id: str) -> bool:
+def poll(ctx: Context, batch_id: str) -> Steps[bool]:
     """One look at a batch; collect it if it has ended. True once it has ended."""
-    progress = ctx.driver.poll(ctx.client, batch_id)
-    if ctx.options.on_progress is not None:
-        ctx.options.on_progress(progress)
+    progress = yield from ctx.driver.poll(ctx.client, batch_id)
+    yield from notify(ctx.options.on_progress, progress)
     if not progress.ended:
         with ctx.store.transaction() as conn:
             conn.execute(
                 "UPDATE batch_jobs SET status = ? WHERE id = ?", (progress.status, batch_id)
             )
         return False
-    collect(ctx, batch_id, progress.status)
+    yield from collect(ctx, batch_id, progress.status)
     return True
 
 
-def collect(ctx: Context, batch_id: str, status: str) -> tuple[int, int]:
+def collect(ctx: Context, batch_id: str, status: str) -> Steps[tuple[int, int]]:
     """Read an ended batch's results into its items: (finished, failed) by this process."""
-    results, missing = ctx.driver.results(ctx.client, batch_id)
+    results, missing = yield from ctx.driver.results(ctx.client, batch_id)
     items = ctx.store.items("batch_id = ? AND state = 'submitted'", [batch_id])
     now = ctx.now()
     concluded = [
@@ -99,7 +99,7 @@ def collect(ctx: Context, batch_id: str, status: str) -> tuple[int, int]:
         ctx.accounts.settle(done.item.hold, done.cost, ok=done.answer is not None)
         if done.answer is not None:
             ctx.accounts.store_answer(done.item, done.answer)
-    ctx.options.step("collected", batch_id)
+    yield from notify(ctx.options.on_step, "collected", batch_id)
     finished = sum(1 for done in won if done.answer is not None)
     return finished, len(won) - finished
 

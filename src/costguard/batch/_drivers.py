@@ -1,5 +1,8 @@
 """The provider side: submit a batch, poll it, read its results, through the SDK's own methods.
 
+Each method is a stretch of the core (see ``_run``): it yields the SDK calls it needs and works
+on their results, so the same code serves a sync client and an async one.
+
 OpenAI: the requests go up as a JSONL file (``files.create(purpose="batch")``), then
 ``batches.create(input_file_id=..., endpoint=..., completion_window="24h")`` with costguard's
 attempt id in ``metadata`` (so a batch whose id was never recorded can be found again);
@@ -17,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ._run import Steps, listing, sdk
 from ._types import BatchProgress
 
 __all__ = ["Driver", "Result", "driver_for"]
@@ -44,17 +48,17 @@ class Driver(Protocol):
 
     def submit(
         self, client: Any, attempt: str, endpoint: str, entries: Sequence[tuple[str, Any]]
-    ) -> tuple[str, str | None]:
+    ) -> Steps[tuple[str, str | None]]:
         """Send ``(custom_id, body)`` entries as one batch: (batch id, input file id)."""
         ...
 
-    def find(self, client: Any, attempt: str) -> str | None:
+    def find(self, client: Any, attempt: str) -> Steps[str | None]:
         """The batch submitted for ``attempt`` by a process that died before recording it."""
         ...
 
-    def poll(self, client: Any, batch_id: str) -> BatchProgress: ...
+    def poll(self, client: Any, batch_id: str) -> Steps[BatchProgress]: ...
 
-    def results(self, client: Any, batch_id: str) -> tuple[dict[str, Result], Result]:
+    def results(self, client: Any, batch_id: str) -> Steps[tuple[dict[str, Result], Result]]:
         """Each request's result by custom_id, and the result of a request not listed."""
         ...
 
@@ -64,7 +68,7 @@ class OpenAIDriver:
 
     def submit(
         self, client: Any, attempt: str, endpoint: str, entries: Sequence[tuple[str, Any]]
-    ) -> tuple[str, str | None]:
+    ) -> Steps[tuple[str, str | None]]:
         lines = [
             json.dumps(
                 {"custom_id": cid, "method": "POST", "url": endpoint, "body": body},
@@ -74,10 +78,13 @@ class OpenAIDriver:
             for cid, body in entries
         ]
         content = ("\n".join(lines) + "\n").encode()
-        uploaded = client.files.create(
-            file=(f"costguard-{attempt}.jsonl", content, "application/jsonl"), purpose="batch"
+        uploaded = yield from sdk(
+            client.files.create,
+            file=(f"costguard-{attempt}.jsonl", content, "application/jsonl"),
+            purpose="batch",
         )
-        batch = client.batches.create(
+        batch = yield from sdk(
+            client.batches.create,
             input_file_id=uploaded.id,
             endpoint=endpoint,
             completion_window="24h",
@@ -85,28 +92,28 @@ class OpenAIDriver:
         )
         return str(batch.id), str(uploaded.id)
 
-    def find(self, client: Any, attempt: str) -> str | None:
-        for seen, batch in enumerate(client.batches.list(limit=_ADOPT_SCAN)):
+    def find(self, client: Any, attempt: str) -> Steps[str | None]:
+        recent = yield from listing(client.batches.list, at_most=_ADOPT_SCAN, limit=_ADOPT_SCAN)
+        for batch in recent:
             if (batch.metadata or {}).get(_ATTEMPT_KEY) == attempt:
                 return str(batch.id)
-            if seen + 1 >= _ADOPT_SCAN:
-                break
         return None
 
-    def poll(self, client: Any, batch_id: str) -> BatchProgress:
-        batch = client.batches.retrieve(batch_id)
+    def poll(self, client: Any, batch_id: str) -> Steps[BatchProgress]:
+        batch = yield from sdk(client.batches.retrieve, batch_id)
         counts = batch.request_counts
         total = counts.total if counts is not None else 0
         done = (counts.completed + counts.failed) if counts is not None else 0
         return BatchProgress(batch_id, batch.status, done, total, batch.status in _OPENAI_ENDED)
 
-    def results(self, client: Any, batch_id: str) -> tuple[dict[str, Result], Result]:
-        batch = client.batches.retrieve(batch_id)
+    def results(self, client: Any, batch_id: str) -> Steps[tuple[dict[str, Result], Result]]:
+        batch = yield from sdk(client.batches.retrieve, batch_id)
         found: dict[str, Result] = {}
         for file_id in (batch.output_file_id, batch.error_file_id):
             if not file_id:
                 continue
-            for raw in client.files.content(file_id).content.splitlines():
+            file = yield from sdk(client.files.content, file_id)
+            for raw in file.content.splitlines():
                 if raw.strip():
                     line = json.loads(raw)
                     found[str(line.get("custom_id"))] = _openai_result(line)
@@ -149,16 +156,17 @@ class AnthropicDriver:
 
     def submit(
         self, client: Any, attempt: str, endpoint: str, entries: Sequence[tuple[str, Any]]
-    ) -> tuple[str, str | None]:
+    ) -> Steps[tuple[str, str | None]]:
         requests = [{"custom_id": cid, "params": body} for cid, body in entries]
-        batch = client.messages.batches.create(requests=requests)
+        batch = yield from sdk(client.messages.batches.create, requests=requests)
         return str(batch.id), None
 
-    def find(self, client: Any, attempt: str) -> str | None:
-        return None  # Message Batches carry no metadata: the attempt is submitted again
+    def find(self, client: Any, attempt: str) -> Steps[str | None]:
+        yield from ()  # nothing to ask: Message Batches carry no metadata
+        return None  # so the attempt is submitted again
 
-    def poll(self, client: Any, batch_id: str) -> BatchProgress:
-        batch = client.messages.batches.retrieve(batch_id)
+    def poll(self, client: Any, batch_id: str) -> Steps[BatchProgress]:
+        batch = yield from sdk(client.messages.batches.retrieve, batch_id)
         counts = batch.request_counts
         total = (
             counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
@@ -166,9 +174,10 @@ class AnthropicDriver:
         status = batch.processing_status
         return BatchProgress(batch_id, status, total - counts.processing, total, status == "ended")
 
-    def results(self, client: Any, batch_id: str) -> tuple[dict[str, Result], Result]:
+    def results(self, client: Any, batch_id: str) -> Steps[tuple[dict[str, Result], Result]]:
         found: dict[str, Result] = {}
-        for entry in client.messages.batches.results(batch_id):
+        entries = yield from listing(client.messages.batches.results, batch_id)
+        for entry in entries:
             result = entry.result
             kind = result.type
             if kind == "succeeded":

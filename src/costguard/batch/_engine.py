@@ -3,7 +3,8 @@
 Each step commits its state change before the network call it leads to, and records that call's
 result in a transaction after it (see ``_store``). The network calls go through ``_drivers``;
 pricing, the cache and budgets through ``_account``; recovery and collection live in
-``_collect``.
+``_collect``. Whatever reaches the network or the user's callbacks is yielded (see ``_run``), so
+one engine serves sync and async clients.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._call import ClientInfo
-from .._errors import ConfigurationError, CostGuardWarning
-from .._wrap import _kind
+from .._errors import CostGuardWarning
 from ..ledger import new_id
 from ._account import Accounts, CachePlan, meta_of, scope_json
 from ._drivers import Driver, driver_for
 from ._requests import Prepared, prepare
+from ._run import Steps, notify
 from ._split import split
 from ._store import BatchStore, dumps
 from ._types import ANTHROPIC_LIMITS, OPENAI_LIMITS, BatchItemError, BatchLimits, BatchOptions
@@ -153,23 +154,25 @@ class Context:
 
     def submit(
         self, groups: Sequence[tuple[str, str, list[Pending]]], *, requeue_on_error: bool
-    ) -> list[Submitted]:
+    ) -> Steps[list[Submitted]]:
         """Send each claimed group as one provider batch."""
+        on_step = self.options.on_step
         done: list[Submitted] = []
         for attempt, endpoint, members in groups:
-            self.options.step("claimed", attempt)
+            yield from notify(on_step, "claimed", attempt)
             entries = [(m.item_id, m.prepared.body) for m in members]
             try:
-                batch_id, file_id = self.driver.submit(self.client, attempt, endpoint, entries)
+                sent = yield from self.driver.submit(self.client, attempt, endpoint, entries)
             except Exception as exc:  # the provider refused or could not be reached
                 retry = requeue_on_error and _retry_later(exc)
                 self._unclaim(attempt, members, exc, requeue=retry)
                 done.append(Submitted(len(members), None, exc))
                 continue
-            self.options.step("created", batch_id)
+            batch_id, file_id = sent
+            yield from notify(on_step, "created", batch_id)
             self.record_submitted(attempt, batch_id, endpoint, len(members), file_id)
             done.append(Submitted(len(members), batch_id, None))
-            self.options.step("submitted", batch_id)
+            yield from notify(on_step, "submitted", batch_id)
         return done
 
     def record_submitted(
@@ -255,14 +258,15 @@ def _retry_later(exc: BaseException) -> bool:
     return not (isinstance(status, int) and status in _REFUSED_STATUS)
 
 
-def open_context(guard: CostGuardClient, client: Any, options: BatchOptions | None) -> Context:
-    """The context for one batch API call with ``client`` (a sync OpenAI / Anthropic client)."""
-    provider, is_async = _kind(client)
-    if is_async:
-        raise ConfigurationError(
-            "the batch APIs take a sync client (openai.OpenAI or anthropic.Anthropic); "
-            "batches are submitted and collected in the background anyway"
-        )
+def open_context(
+    guard: CostGuardClient,
+    client: Any,
+    provider: str,
+    is_async: bool,
+    options: BatchOptions | None,
+) -> Context:
+    """The context for one batch API call with ``client``, an OpenAI / Anthropic client whose
+    kind (``provider``, ``is_async``) the caller has checked."""
     options = options or BatchOptions()
     api_key = getattr(client, "api_key", None)
     key_hash = last4 = partition = None
@@ -270,7 +274,7 @@ def open_context(guard: CostGuardClient, client: Any, options: BatchOptions | No
         key_hash, last4 = guard.ledger.key_fingerprint(api_key)
         if guard.cache is not None:
             partition = guard.cache.partition_for_key(api_key)
-    info = ClientInfo(provider, str(client.base_url), False, key_hash, last4, client, partition)
+    info = ClientInfo(provider, str(client.base_url), is_async, key_hash, last4, client, partition)
     return Context(
         guard,
         client,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,13 +79,19 @@ class BatchOptions:
     :param reservation_ttl_s: how long a batch's budget reservation is held (a batch may take
         24 hours to end).
     :param max_items: submit at most this many queued requests per flush (None: all).
-    :param sleep: how to wait (injectable: tests record the waits instead of waiting).
+    :param sleep: how the sync APIs wait (injectable: tests record the waits instead of
+        waiting).
+    :param asleep: how the async APIs (``abatch``, ``aflush_deferred``, ``aresolve``) wait: an
+        async function of seconds, ``asyncio.sleep`` by default (injectable like ``sleep``).
     :param clock: unix seconds (injectable).
     :param on_progress: called with a :class:`BatchProgress` after every poll.
     :param on_step: called with ``(step, ident)`` after each durable step: ``"claimed"``
         (attempt id), ``"created"`` (the provider accepted a batch; its id, not yet recorded),
         ``"submitted"`` and ``"collected"`` (batch id). For logging; an exception raised here
         propagates, which lets tests stop the work at any step as a crash would.
+
+    Both callbacks run on the caller's thread (with the async APIs: on the event loop). With
+    the async APIs, an awaitable they return is awaited; the sync APIs refuse one.
     """
 
     limits: BatchLimits | None = None
@@ -96,6 +103,7 @@ class BatchOptions:
     reservation_ttl_s: float = 26 * 3600.0
     max_items: int | None = None
     sleep: Callable[[float], None] = time.sleep
+    asleep: Callable[[float], Awaitable[object]] = asyncio.sleep
     clock: Callable[[], float] = time.time
     on_progress: Callable[[BatchProgress], object] | None = None
     on_step: Callable[[str, str], object] | None = None
@@ -107,13 +115,9 @@ class BatchOptions:
                 raise ConfigurationError(f"BatchOptions.{name} must be >= 0, got {value!r}")
         if not isinstance(self.backoff, int | float) or self.backoff < 1:
             raise ConfigurationError(f"BatchOptions.backoff must be >= 1, got {self.backoff!r}")
-        for name in ("sleep", "clock", "on_progress", "on_step"):
+        for name in ("sleep", "asleep", "clock", "on_progress", "on_step"):
             optional = name.startswith("on_")
             require_callable(f"BatchOptions.{name}", getattr(self, name), optional=optional)
-
-    def step(self, name: str, ident: str) -> None:
-        if self.on_step is not None:
-            self.on_step(name, ident)
 
 
 @dataclass(frozen=True, slots=True)
