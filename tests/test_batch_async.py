@@ -110,7 +110,7 @@ def test_an_async_openai_batch_returns_the_sdk_objects_in_order_with_rows_at_bat
     ]
     with guard.scope(feature="nightly", user="u1"):
         answers = run(lambda: guard.abatch(client, requests, options=options))
-    first, second, third, fourth = answers  # type: ignore[misc]
+    first, second, third, fourth = answers
     assert isinstance(first, ChatCompletion) and "one" in (first.choices[0].message.content or "")
     assert isinstance(second, Response) and second.output_text
     assert isinstance(third, CreateEmbeddingResponse) and len(third.data) == 2
@@ -141,7 +141,7 @@ def test_an_async_anthropic_batch_returns_messages_in_order_priced_at_batch_rate
     fake.reply("first", provider="anthropic")
     fake.reply("second", provider="anthropic")
     client = fake.async_anthropic()
-    first, second = run(  # type: ignore[misc]
+    first, second = run(
         lambda: guard.abatch(client, [ask("a"), ask("b", model=SONNET)], options=options)
     )
     assert isinstance(first, Message) and isinstance(second, Message)
@@ -202,7 +202,7 @@ def test_a_request_the_api_answered_with_an_error_is_an_error_in_its_slot(
 ) -> None:
     """A per-request failure is a BatchItemError in that slot and an unbilled error row."""
     fake.fail(400, message="bad image", endpoint="chat.completions")
-    failed, ok = run(  # type: ignore[misc]
+    failed, ok = run(
         lambda: guard.abatch(fake.async_openai(), [chat("a"), chat("b")], options=options)
     )
     assert isinstance(failed, BatchItemError)
@@ -443,9 +443,7 @@ def test_an_async_progress_callback_is_awaited(
             await client.batches.cancel(progress.batch_id)
 
     options = BatchOptions(asleep=clock.asleep, clock=clock, on_progress=cancel)
-    done, cancelled = run(  # type: ignore[misc]
-        lambda: guard.abatch(client, [chat("a"), chat("b")], options=options)
-    )
+    done, cancelled = run(lambda: guard.abatch(client, [chat("a"), chat("b")], options=options))
     assert isinstance(done, ChatCompletion)
     assert isinstance(cancelled, BatchItemError) and cancelled.kind == "cancelled"
     assert [p.ended for p in seen] == [False, True]

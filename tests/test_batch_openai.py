@@ -299,7 +299,7 @@ def test_a_request_the_batch_endpoint_would_refuse_is_refused_before_sending(
 def test_requests_must_be_a_list(guard: costguard.CostGuardClient, fake: FakeProvider) -> None:
     """A bare dict or string instead of a list of requests is refused."""
     with pytest.raises(InvalidRequestError, match="list"):
-        guard.batch(fake.openai(), chat("x"))  # type: ignore[arg-type]
+        guard.batch(fake.openai(), chat("x"))  # type: ignore[call-overload]
 
 
 def test_polling_backs_off_and_gives_up_at_the_timeout(

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from ._call import Call, ClientInfo, Outcome
 from ._chain import Layer, fold, fold_async
@@ -356,6 +356,33 @@ class CostGuardClient:
     # The sync names take openai.OpenAI / anthropic.Anthropic; the a-names take their async
     # twins. One engine serves both (costguard/batch/_run.py); each refuses the other kind.
 
+    @overload
+    def batch(
+        self,
+        client: Any,
+        requests: Sequence[Mapping[str, Any]],
+        *,
+        wait: Literal[True] = True,
+        options: BatchOptions | None = None,
+    ) -> list[Any]: ...
+    @overload
+    def batch(
+        self,
+        client: Any,
+        requests: Sequence[Mapping[str, Any]],
+        *,
+        wait: Literal[False],
+        options: BatchOptions | None = None,
+    ) -> BatchHandle: ...
+    @overload
+    def batch(
+        self,
+        client: Any,
+        requests: Sequence[Mapping[str, Any]],
+        *,
+        wait: bool,
+        options: BatchOptions | None = None,
+    ) -> list[Any] | BatchHandle: ...
     def batch(
         self,
         client: Any,
@@ -375,6 +402,33 @@ class CostGuardClient:
 
         return run_batch(self, client, requests, wait=wait, options=options)
 
+    @overload
+    async def abatch(
+        self,
+        client: Any,
+        requests: Sequence[Mapping[str, Any]],
+        *,
+        wait: Literal[True] = True,
+        options: BatchOptions | None = None,
+    ) -> list[Any]: ...
+    @overload
+    async def abatch(
+        self,
+        client: Any,
+        requests: Sequence[Mapping[str, Any]],
+        *,
+        wait: Literal[False],
+        options: BatchOptions | None = None,
+    ) -> BatchHandle: ...
+    @overload
+    async def abatch(
+        self,
+        client: Any,
+        requests: Sequence[Mapping[str, Any]],
+        *,
+        wait: bool,
+        options: BatchOptions | None = None,
+    ) -> list[Any] | BatchHandle: ...
     async def abatch(
         self,
         client: Any,
