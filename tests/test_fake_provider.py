@@ -974,6 +974,23 @@ def test_reset(fake: FakeProvider) -> None:
     assert fake.requests == [] and fake.pending == 0
 
 
+def test_the_clock_is_read_only_by_the_prompt_caches_and_must_be_callable() -> None:
+    """Only the simulated prompt caches read the injected clock (OpenAI's as it notes a
+    prompt, Anthropic's not for a request without breakpoints); a non-callable is refused."""
+    readings: list[float] = []
+
+    def clock() -> float:
+        readings.append(0.0)
+        return 0.0
+
+    fake = FakeProvider(clock=clock)
+    fake.openai().chat.completions.create(model=GPT, messages=HELLO)
+    fake.anthropic().messages.create(model=CLAUDE, max_tokens=10, messages=HELLO)
+    assert readings == [0.0]
+    with pytest.raises(TypeError, match="clock"):
+        FakeProvider(clock=0.0)  # type: ignore[arg-type]
+
+
 def _workload(fake: FakeProvider) -> list[Any]:
     out: list[Any] = []
     out.append(fake.openai().chat.completions.create(model=GPT, messages=HELLO).model_dump())

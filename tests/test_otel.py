@@ -344,6 +344,91 @@ def test_an_anthropic_stream_error_ends_the_span_as_an_error(
     assert attrs(span)["error.type"] == "APIStatusError"
 
 
+@pytest.fixture
+def uncached(tmp_path: Path, costguard_otel: OTel) -> Iterator[costguard.CostGuardClient]:
+    """A guard without the exact cache: nothing assembles a stream's final answer."""
+    g = costguard.CostGuardClient(ledger=tmp_path / "u.db", cache=None, otel=costguard_otel)
+    yield g
+    g.close()
+
+
+def test_a_chat_stream_without_the_cache_has_its_id_and_each_choices_finish_reason(
+    uncached: costguard.CostGuardClient, telemetry: Telemetry
+) -> None:
+    """With cache=None, a streamed chat completion's span still has the completion's id and
+    one finish reason per choice, as the chunks reported them."""
+    client = uncached.wrap(FakeProvider().openai())
+    one = list(client.chat.completions.create(model=GPT, messages=HI, stream=True))
+    two = list(
+        client.chat.completions.create(
+            model=GPT, messages=HI, n=2, max_completion_tokens=3, stream=True
+        )
+    )
+    first, second = (attrs(span) for span in telemetry.spans())
+    assert first["gen_ai.response.id"] == one[0].id
+    assert first["gen_ai.response.finish_reasons"] == ("stop",)
+    assert second["gen_ai.response.id"] == two[0].id != one[0].id
+    assert second["gen_ai.response.finish_reasons"] == ("length", "length")
+
+
+def test_a_responses_stream_without_the_cache_has_its_id_and_status(
+    uncached: costguard.CostGuardClient, telemetry: Telemetry
+) -> None:
+    """With cache=None, a streamed Responses call's span has the response's id and its final
+    status, or why it is incomplete, as the finish reason."""
+    client = uncached.wrap(FakeProvider().openai())
+    whole = list(client.responses.create(model=GPT, input="hi", stream=True))
+    cut = list(client.responses.create(model=GPT, input="hi", max_output_tokens=3, stream=True))
+    done, truncated = (attrs(span) for span in telemetry.spans())
+    assert (whole[-1].type, cut[-1].type) == ("response.completed", "response.incomplete")
+    assert done["gen_ai.response.id"] == whole[-1].response.id
+    assert done["gen_ai.response.finish_reasons"] == ("completed",)
+    assert truncated["gen_ai.response.id"] == cut[-1].response.id
+    assert truncated["gen_ai.response.finish_reasons"] == ("max_output_tokens",)
+
+
+def test_an_anthropic_stream_without_the_cache_has_its_id_and_stop_reason(
+    uncached: costguard.CostGuardClient, telemetry: Telemetry
+) -> None:
+    """With cache=None, messages.create(stream=True) and messages.stream(...), sync and async,
+    each give a span with the message's id and its stop reason."""
+    fake = FakeProvider()
+    claude = uncached.wrap(fake.anthropic())
+    aclaude = uncached.wrap(fake.async_anthropic())
+    events = list(claude.messages.create(model=CLAUDE, max_tokens=400, messages=HI, stream=True))
+    with claude.messages.stream(model=CLAUDE, max_tokens=2, messages=HI) as stream:
+        helper = stream.get_final_message()
+
+    async def main() -> Any:
+        async with aclaude.messages.stream(model=CLAUDE, max_tokens=400, messages=HI) as stream:
+            return await stream.get_final_message()
+
+    later = asyncio.run(main())
+    raw, cut, from_async = (attrs(span) for span in telemetry.spans())
+    assert events[0].type == "message_start"
+    assert raw["gen_ai.response.id"] == events[0].message.id
+    assert raw["gen_ai.response.finish_reasons"] == ("end_turn",)
+    assert cut["gen_ai.response.id"] == helper.id
+    assert cut["gen_ai.response.finish_reasons"] == ("max_tokens",) == (helper.stop_reason,)
+    assert from_async["gen_ai.response.id"] == later.id
+    assert from_async["gen_ai.response.finish_reasons"] == ("end_turn",)
+
+
+def test_a_stream_closed_early_has_its_id_but_no_finish_reason(
+    uncached: costguard.CostGuardClient, telemetry: Telemetry
+) -> None:
+    """A stream closed before its end already told its id, so the span has it; no finish
+    reason came, so the span has none."""
+    client = uncached.wrap(FakeProvider().openai())
+    stream = client.chat.completions.create(model=GPT, messages=HI, stream=True)
+    first = next(iter(stream))
+    stream.close()
+    a = attrs(telemetry.only_span())
+    assert a["costguard.status"] == "incomplete"
+    assert a["gen_ai.response.id"] == first.id
+    assert "gen_ai.response.finish_reasons" not in a
+
+
 # -- cache, errors, retries --------------------------------------------------------------
 
 

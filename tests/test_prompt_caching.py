@@ -741,6 +741,96 @@ def test_the_fake_openai_cache_is_keyed_by_prompt_cache_key() -> None:
     assert cached([user("short"), user("y")]) == 0
 
 
+class Clock:
+    """A clock to inject into FakeProvider: seconds that move only when the test moves them."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(("ttl", "seconds"), [("5m", 300.0), ("1h", 3600.0)])
+def test_the_fake_anthropic_cache_expires_after_its_ttl_and_each_read_refreshes_it(
+    ttl: str, seconds: float
+) -> None:
+    """An entry is read within its TTL of its last use, each read starting the TTL again;
+    once it has gone unused for the whole TTL it is a miss, and the prefix is written again."""
+    clock = Clock()
+    claude = FakeProvider(clock=clock).anthropic()
+    system = [
+        {"type": "text", "text": LONG_SYSTEM, "cache_control": {"type": "ephemeral", "ttl": ttl}}
+    ]
+
+    def send_at(now: float) -> anthropic.types.Usage:
+        clock.now = now
+        return claude.messages.create(
+            model=SONNET, max_tokens=5, system=system, messages=[user("q")]
+        ).usage
+
+    written = send_at(0).cache_creation_input_tokens
+    assert written > 0
+    assert send_at(seconds - 1).cache_read_input_tokens == written
+    # Later than the TTL after the write, but within it of the read just made.
+    assert send_at(2 * seconds - 2).cache_read_input_tokens == written
+    expired = send_at(3 * seconds - 2)
+    assert expired.cache_read_input_tokens == 0
+    assert expired.cache_creation_input_tokens == written
+    assert send_at(3 * seconds).cache_read_input_tokens == written
+
+
+def test_a_5m_fake_anthropic_entry_is_gone_when_a_1h_one_is_still_read() -> None:
+    """Six minutes after both were written, the 1-hour prefix is read and the 5-minute one is
+    written again."""
+    clock = Clock()
+    claude = FakeProvider(clock=clock).anthropic()
+
+    def send(text: str, ttl: str) -> anthropic.types.Usage:
+        system = [
+            {"type": "text", "text": text, "cache_control": {"type": "ephemeral", "ttl": ttl}}
+        ]
+        return claude.messages.create(
+            model=SONNET, max_tokens=5, system=system, messages=[user("q")]
+        ).usage
+
+    short, long = send(LONG_SYSTEM, "5m"), send("Another preamble. " + LONG_SYSTEM, "1h")
+    assert short.cache_creation is not None and long.cache_creation is not None
+    assert short.cache_creation.ephemeral_5m_input_tokens > 0
+    assert long.cache_creation.ephemeral_1h_input_tokens > 0
+    clock.now = 360
+    assert send(LONG_SYSTEM, "5m").cache_read_input_tokens == 0
+    assert send("Another preamble. " + LONG_SYSTEM, "1h").cache_read_input_tokens > 0
+
+
+@pytest.mark.parametrize(
+    ("options", "seconds"), [({}, 300.0), ({"prompt_cache_options": {"ttl": "30m"}}, 1800.0)]
+)
+def test_the_fake_openai_cache_forgets_a_prefix_left_unused(
+    options: dict[str, Any], seconds: float
+) -> None:
+    """A prefix is read while requests use it less than 5 minutes apart (or the minimum
+    lifetime prompt_cache_options.ttl asks for), each use starting that time again; after it
+    has gone unused that long it is a miss, and is cached again."""
+    clock = Clock()
+    client = FakeProvider(clock=clock).openai()
+    system = {"role": "system", "content": LONG_SYSTEM}
+
+    def cached_at(now: float, question: str) -> int:
+        clock.now = now
+        usage = client.chat.completions.create(
+            model="gpt-4o", messages=[system, user(question)], prompt_cache_key="k", **options
+        ).usage
+        assert usage is not None and usage.prompt_tokens_details is not None
+        return usage.prompt_tokens_details.cached_tokens or 0
+
+    assert cached_at(0, "a") == 0
+    assert cached_at(seconds - 1, "b") >= 1024
+    assert cached_at(2 * seconds - 2, "c") >= 1024
+    assert cached_at(3 * seconds - 2, "d") == 0
+    assert cached_at(3 * seconds, "e") >= 1024
+
+
 # -- properties ------------------------------------------------------------------------
 
 MODELS = [SONNET, HAIKU, "claude-opus-4-8", "claude-opus-4-5"]

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import threading
 from decimal import Decimal
+from pathlib import Path
 
 import anthropic
 import openai
@@ -14,6 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import costguard
+from costguard import AsyncHandler, Call, Handler, Outcome
+from costguard._streams import StreamOutcome
 from costguard.testing import FakeProvider
 
 HI = [{"role": "user", "content": "hi"}]
@@ -138,3 +141,49 @@ def test_a_stream_that_fails_midway_is_not_counted_as_free(
         list(client.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True))
     [row] = guard.ledger.records()
     assert row.cost_usd is None and not row.priced
+
+
+class _FinalOutcomes:
+    """A layer that keeps the final Outcome of every stream it sees."""
+
+    def __init__(self) -> None:
+        self.finals: list[Outcome] = []
+
+    def handle(self, call: Call, call_next: Handler) -> Outcome:
+        outcome = call_next(call)
+        if outcome.stream is not None:
+            outcome.stream.on_finish(self.finals.append)
+        return outcome
+
+    async def ahandle(self, call: Call, call_next: AsyncHandler) -> Outcome:
+        return await call_next(call)
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_a_streams_final_outcome_carries_the_answers_id_and_finish_reasons(
+    tmp_path: Path, cached: bool
+) -> None:
+    """With the exact cache off or on, the final Outcome of each stream kind has the answer's
+    id and finish reasons; only the cache has the answer assembled."""
+    watch = _FinalOutcomes()
+    cache = costguard.ExactCache(tmp_path / "c") if cached else None
+    with costguard.CostGuardClient(ledger=":memory:", cache=cache, layers=[watch]) as guard:
+        fake = FakeProvider()
+        client, claude = guard.wrap(fake.openai()), guard.wrap(fake.anthropic())
+        chat = list(client.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True))
+        response = list(client.responses.create(model="gpt-4o-mini", input="hi", stream=True))
+        with claude.messages.stream(
+            model="claude-haiku-4-5", max_tokens=400, messages=HI
+        ) as stream:
+            message = stream.get_final_message()
+    assert all(isinstance(final, StreamOutcome) for final in watch.finals)
+    seen = [(f.response_id, f.finish_reasons) for f in watch.finals if isinstance(f, StreamOutcome)]
+    assert seen == [
+        (chat[0].id, ("stop",)),
+        (response[-1].response.id, ("completed",)),
+        (message.id, ("end_turn",)),
+    ]
+    if cached:
+        assert [final.response.id for final in watch.finals] == [id_ for id_, _ in seen]
+    else:
+        assert [final.response for final in watch.finals] == [None, None, None]

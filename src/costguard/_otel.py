@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 from ._call import Call, Outcome, attempts_made
 from ._chain import AsyncHandler, Handler
 from ._errors import ConfigurationError, require_callable
+from ._streams import StreamOutcome
 from .layers._pricing import price_outcome
 from .pricing import PriceTable
 
@@ -241,16 +242,17 @@ class OTelLayer:
         if stream is None:
             self._finish(call, started, outcome, outcome.response)
             return
-        try:  # the span ends with the stream
+        try:  # the span ends with the stream; its final outcome carries the id and reasons
             stream.on_finish(
-                lambda final: self._finish(call, started, outcome.settled(final), final.response)
+                lambda final: self._finish(call, started, outcome.settled(final), final)
             )
         except Exception as exc:
             self._failure("watch a stream", exc)
             self._finish(call, started, outcome, None)
 
     def _finish(self, call: Call, started: _Started, outcome: Outcome, answer: Any) -> None:
-        """End the span and record the metrics; ``answer`` is the SDK's object, if any."""
+        """End the span and record the metrics; ``answer`` is the SDK's object, or a
+        stream's :class:`StreamOutcome`, if any."""
         try:
             self._record(call, started, outcome, answer, self._clock() - started.start)
         except Exception as exc:
@@ -473,14 +475,18 @@ def _output_type(params: Mapping[str, Any]) -> str | None:
 
 
 def _response_attributes(answer: Any, attributes: dict[str, AttributeValue]) -> None:
-    """``gen_ai.response.id`` and ``finish_reasons`` from the SDK's answer, when it is one
-    (a raw HTTP response or an unassembled stream says nothing here)."""
+    """``gen_ai.response.id`` and ``finish_reasons`` from the SDK's answer, when it is one (a
+    raw HTTP response says nothing here), or from what a stream's accumulator noted."""
     if answer is None:
         return
-    response_id = getattr(answer, "id", None)
+    if isinstance(answer, StreamOutcome):
+        response_id: object = answer.response_id
+        reasons = answer.finish_reasons
+    else:
+        response_id = getattr(answer, "id", None)
+        reasons = _finish_reasons(answer)
     if isinstance(response_id, str) and response_id:
         attributes["gen_ai.response.id"] = response_id
-    reasons = _finish_reasons(answer)
     if reasons:
         attributes["gen_ai.response.finish_reasons"] = reasons
 

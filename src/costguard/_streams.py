@@ -4,7 +4,7 @@ The tap replaces the stream's internal iterator with a generator that feeds ever
 operation's accumulator, and its ``close`` with one that also settles the tap. The tap settles
 exactly once: when the stream is exhausted (``ok``), closed or dropped early (``incomplete``), or
 fails mid-way (``error``). Callbacks registered with :meth:`StreamTap.on_finish` then receive the
-final :class:`~costguard._call.Outcome`.
+final :class:`StreamOutcome`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._call import Outcome
@@ -20,9 +21,26 @@ from ._errors import CostGuardWarning
 if TYPE_CHECKING:
     from .providers import StreamAccumulator
 
-__all__ = ["StreamTap", "tap_async", "tap_sync"]
+__all__ = ["StreamOutcome", "StreamTap", "tap_async", "tap_sync"]
 
 FinishCallback = Callable[[Outcome], None]
+
+
+@dataclass(slots=True)
+class StreamOutcome(Outcome):
+    """A stream's final Outcome, plus what the stream said about the answer as it passed.
+
+    ``response`` is the assembled answer only when the call asked for it (``Call.collect``,
+    set by the exact cache); ``response_id`` and ``finish_reasons`` are noted by every
+    stream's accumulator, so they are known without assembling anything: the id from the
+    first event (also for a stream closed early), the finish reasons from the events that
+    carry them, ``()`` if none came. Finish reasons are per choice for chat completions,
+    the stop reason for Anthropic, and the status (or why it is incomplete) for the
+    Responses API.
+    """
+
+    response_id: str | None = None
+    finish_reasons: tuple[str, ...] = ()
 
 
 class StreamTap:
@@ -31,7 +49,7 @@ class StreamTap:
     def __init__(self, accumulator: StreamAccumulator) -> None:
         self._accumulator = accumulator
         self._callbacks: list[FinishCallback] = []
-        self._final: Outcome | None = None
+        self._final: StreamOutcome | None = None
 
     @property
     def finished(self) -> bool:
@@ -47,9 +65,22 @@ class StreamTap:
     def finish(self, status: str, error: BaseException | None = None) -> None:
         if self._final is not None:
             return
-        reading = self._accumulator.result()
+        accumulator = self._accumulator
+        reading = accumulator.result()
         # The response is the assembled answer when collected (for the cache), else None.
-        self._final = reading.outcome(reading.final, status=status, error=error)
+        # The providers' accumulators note the id and finish reasons; the StreamAccumulator
+        # protocol does not ask for them, hence getattr.
+        self._final = StreamOutcome(
+            response=reading.final,
+            usage=reading.usage,
+            raw_usage=reading.raw_usage,
+            served_model=reading.served_model,
+            service_tier=reading.service_tier,
+            status=status,
+            error=error,
+            response_id=getattr(accumulator, "response_id", None),
+            finish_reasons=getattr(accumulator, "finish_reasons", ()),
+        )
         callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
             _safely(callback, self._final)

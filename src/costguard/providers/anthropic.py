@@ -29,12 +29,24 @@ def _read_message(response: Any) -> Reading:
 
 
 class _MessageStream:
-    """Usage arrives in two parts: ``message_start`` (input side), ``message_delta`` (output)."""
+    """Usage arrives in two parts: ``message_start`` (input side), ``message_delta`` (output).
+    So do the message's id (``message_start``) and its stop reason (``message_delta``)."""
 
-    __slots__ = ("_json_bufs", "_snapshot", "collect", "model", "stopped", "usage")
+    __slots__ = (
+        "_json_bufs",
+        "_snapshot",
+        "collect",
+        "model",
+        "response_id",
+        "stop_reason",
+        "stopped",
+        "usage",
+    )
 
     def __init__(self, params: Mapping[str, Any], collect: bool = False) -> None:
         self.model: str | None = None
+        self.response_id: str | None = None
+        self.stop_reason: str | None = None
         self.usage: dict[str, Any] | None = None
         self.collect = collect
         self.stopped = False
@@ -44,11 +56,19 @@ class _MessageStream:
     def feed(self, event: Any) -> bool:
         kind = event.type
         if kind == "message_start":
-            self.model = event.message.model
-            self.usage = dump(event.message.usage)
-        elif kind == "message_delta" and event.usage is not None:
-            delta = dump(event.usage) or {}
-            self.usage = {**(self.usage or {}), **{k: v for k, v in delta.items() if v is not None}}
+            message = event.message
+            self.model = message.model
+            self.response_id = message.id
+            self.usage = dump(message.usage)
+        elif kind == "message_delta":
+            if event.delta.stop_reason is not None:
+                self.stop_reason = event.delta.stop_reason
+            if event.usage is not None:
+                delta = dump(event.usage) or {}
+                self.usage = {
+                    **(self.usage or {}),
+                    **{k: v for k, v in delta.items() if v is not None},
+                }
         elif kind == "message_stop":
             self.stopped = True
         if self.collect:
@@ -58,6 +78,10 @@ class _MessageStream:
                 event=event, current_snapshot=self._snapshot, json_bufs=self._json_bufs
             )
         return True
+
+    @property
+    def finish_reasons(self) -> tuple[str, ...]:
+        return () if self.stop_reason is None else (self.stop_reason,)
 
     def result(self) -> Reading:
         if self.usage is None:

@@ -53,15 +53,21 @@ _read_response = _reader(usage_from_openai_responses)
 
 
 class _ChatStream:
-    """Watches a chat stream; hides the usage-only chunk when costguard asked for it."""
+    """Watches a chat stream; hides the usage-only chunk when costguard asked for it.
 
-    __slots__ = ("_hide_usage", "_state", "model", "tier", "usage")
+    Notes the completion's id (every chunk carries it) and each choice's finish reason (sent
+    once per choice, in its last chunk) as they pass, whether or not the answer is collected.
+    """
+
+    __slots__ = ("_hide_usage", "_reasons", "_state", "model", "response_id", "tier", "usage")
 
     def __init__(self, params: Mapping[str, Any], collect: bool = False) -> None:
         self._hide_usage = not _asked_for_usage(params)
         self.model: str | None = None
+        self.response_id: str | None = None
         self.tier: str | None = None
         self.usage: Any = None
+        self._reasons: dict[int, str] = {}  # choice index -> finish reason
         self._state: Any = None
         if collect:
             from openai.lib.streaming.chat._completions import ChatCompletionStreamState
@@ -74,12 +80,25 @@ class _ChatStream:
                 pass
         if self.model is None:
             self.model = chunk.model
+            self.response_id = chunk.id
         if chunk.service_tier is not None:
             self.tier = chunk.service_tier
+        choices = chunk.choices
+        # The API sends one choice per chunk; look further only when a chunk has more.
+        if choices and (choices[0].finish_reason is not None or len(choices) > 1):
+            for choice in choices:
+                if choice.finish_reason is not None:
+                    self._reasons[choice.index] = choice.finish_reason
         if chunk.usage is not None:
             self.usage = chunk.usage
-            return not (self._hide_usage and not chunk.choices)
+            return not (self._hide_usage and not choices)
         return True
+
+    @property
+    def finish_reasons(self) -> tuple[str, ...]:
+        """One finish reason per finished choice, in choice order."""
+        reasons = self._reasons
+        return tuple(reasons[index] for index in sorted(reasons))
 
     def result(self) -> Reading:
         final = None
@@ -192,20 +211,42 @@ _FINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete",
 
 
 class _ResponsesStream:
-    __slots__ = ("final", "reading")
+    """Watches a Responses stream: its last event carries the whole response and usage; the
+    first (``response.created``) already carries the id."""
+
+    __slots__ = ("collect", "final", "reading", "response_id")
 
     def __init__(self, params: Mapping[str, Any], collect: bool = False) -> None:
         self.reading = Reading(served_model=params.get("model"))
+        self.collect = collect
         self.final: Any = None
+        self.response_id: str | None = None
 
     def feed(self, event: Any) -> bool:
-        if event.type in _FINAL_RESPONSE_EVENTS:
+        kind = event.type
+        if kind in _FINAL_RESPONSE_EVENTS:
             self.reading = _read_response(event.response)
             self.final = event.response
+            self.response_id = event.response.id
+        elif kind == "response.created":
+            self.response_id = event.response.id
         return True
 
+    @property
+    def finish_reasons(self) -> tuple[str, ...]:
+        """The final status (``"completed"``, ``"failed"``), or why the response is
+        incomplete (``"max_output_tokens"``); ``()`` before the last event."""
+        response = self.final
+        if response is None:
+            return ()
+        reason = getattr(response.incomplete_details, "reason", None)
+        status = response.status
+        if isinstance(reason, str):
+            return (reason,)
+        return (status,) if isinstance(status, str) else ()
+
     def result(self) -> Reading:
-        if self.final is None:
+        if self.final is None or not self.collect:  # rebuilding the answer costs; only if asked
             return self.reading
         final = _rebuild_response(self.final.model_dump(mode="json", exclude_unset=True))
         return replace(self.reading, final=final)

@@ -23,9 +23,8 @@ import functools
 import hashlib
 import math
 import threading
-import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 
@@ -45,9 +44,13 @@ from ._wire import (
     text_of,
 )
 
+if TYPE_CHECKING:
+    from ._fake import PromptCaches
+
 __all__ = [
     "FAKE_API_KEY",
     "MODELS",
+    "PromptCache",
     "error_response",
     "handle",
     "not_found",
@@ -101,9 +104,9 @@ def route(method: str, path: str) -> Endpoint | None:
     return find_route(_ROUTES, method, path)
 
 
-def handle(endpoint: Endpoint, ex: Exchange) -> httpx2.Response:
+def handle(endpoint: Endpoint, ex: Exchange, caches: PromptCaches) -> httpx2.Response:
     if endpoint == "messages":
-        return _messages(ex, fail_mid_stream=False)
+        return _messages(ex, caches.anthropic, fail_mid_stream=False)
     if endpoint == "messages.count_tokens":
         return _count_tokens(ex)
     if endpoint == "models":
@@ -111,10 +114,12 @@ def handle(endpoint: Endpoint, ex: Exchange) -> httpx2.Response:
     raise AssertionError(f"not an Anthropic endpoint: {endpoint}")
 
 
-def stream_error(endpoint: Endpoint, ex: Exchange, message: str | None) -> httpx2.Response:
+def stream_error(
+    endpoint: Endpoint, ex: Exchange, caches: PromptCaches, message: str | None
+) -> httpx2.Response:
     """A stream that starts fine and then fails; a 529 if the request did not stream."""
     if ex.stream and endpoint == "messages":
-        return _messages(ex, fail_mid_stream=True, message=message)
+        return _messages(ex, caches.anthropic, fail_mid_stream=True, message=message)
     return error_response(529, ex.ids, model=ex.model, message=message)
 
 
@@ -200,7 +205,7 @@ def _usage(ex: Exchange, counts: TokenCounts) -> dict[str, Any]:
 
 
 def _messages(
-    ex: Exchange, *, fail_mid_stream: bool, message: str | None = None
+    ex: Exchange, cache: PromptCache, *, fail_mid_stream: bool, message: str | None = None
 ) -> httpx2.Response:
     reply = ex.reply
     problem = _cache_control_problem(ex.body)
@@ -215,7 +220,7 @@ def _messages(
     text, truncated = answer.text, answer.truncated
     counts = settle_usage(reply, _prompt(ex), answer.visible_tokens)
     if _unscripted(reply):
-        read, write_5m, write_1h = _prompt_cache_counts(ex, counts.prompt)
+        read, write_5m, write_1h = _prompt_cache_counts(ex, cache, counts.prompt)
         counts = dataclasses.replace(
             counts, cache_read=read, cache_write_5m=write_5m, cache_write_1h=write_1h
         )
@@ -346,7 +351,8 @@ def _models(ex: Exchange) -> httpx2.Response:
 # breakpoint is the hash of every block up to it (markers removed), per model. A request reads
 # the longest prefix found at one of its breakpoints or up to 20 blocks before one, and writes
 # every breakpoint after that whose prefix reaches the model's minimum cacheable length, each
-# segment at its breakpoint's TTL. ``input_tokens`` is what neither read nor wrote.
+# segment at its breakpoint's TTL. ``input_tokens`` is what neither read nor wrote. Entries
+# live in the FakeProvider (``PromptCaches``) and expire by its clock (``PromptCache``).
 
 _LOOKBACK = 20  # blocks the API checks, back from a breakpoint, for an earlier entry
 _TTL_SECONDS: Mapping[str, float] = {"5m": 300.0, "1h": 3600.0}
@@ -354,14 +360,15 @@ _NOT_CACHEABLE = frozenset({"thinking", "redacted_thinking"})
 
 
 class PromptCache:
-    """One FakeProvider's Anthropic prompt cache: prefix hash -> (expiry, lifetime).
+    """One FakeProvider's simulated Anthropic prompt cache: prefix hash -> (expiry, TTL).
 
-    The fake reads no clock, so by default entries never expire. With a ``clock`` (seconds),
-    an entry lives its TTL from its last write or read, as the API's do.
+    An entry lives its breakpoint's TTL (5 minutes, or 1 hour for ``"ttl": "1h"``) from its
+    write, and each read starts that TTL again, as the API's entries do. Times are seconds
+    from the FakeProvider's ``clock``; an entry is gone once the clock reaches its expiry.
     """
 
-    def __init__(self, clock: Callable[[], float] | None = None) -> None:
-        self.clock = clock
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
         self._entries: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
@@ -371,40 +378,23 @@ class PromptCache:
             entry = self._entries.get(key)
             if entry is None:
                 return False
-            if self.clock is None:
-                return True
-            now = self.clock()
-            if entry[0] <= now:
+            expires, seconds = entry
+            now = self._clock()
+            if now >= expires:
                 del self._entries[key]
                 return False
-            self._entries[key] = (now + entry[1], entry[1])
+            self._entries[key] = (now + seconds, seconds)
             return True
 
     def write(self, key: str, ttl: str) -> None:
+        """Cache ``key`` for ``ttl`` (``"5m"`` or ``"1h"``) from now."""
         seconds = _TTL_SECONDS[ttl]
         with self._lock:
-            now = self.clock() if self.clock is not None else 0.0
-            old = self._entries.get(key)
-            self._entries[key] = (now + seconds, max(seconds, old[1] if old else seconds))
+            self._entries[key] = (self._clock() + seconds, seconds)
 
-
-_caches: weakref.WeakKeyDictionary[Ids, PromptCache] = weakref.WeakKeyDictionary()
-_caches_lock = threading.Lock()
-
-
-def forget_prompt_cache(ids: Ids) -> None:
-    """Drop the simulated prompt cache of the FakeProvider that owns ``ids``."""
-    with _caches_lock:
-        _caches.pop(ids, None)
-
-
-def prompt_cache(ids: Ids) -> PromptCache:
-    """The prompt cache of the FakeProvider that owns ``ids`` (one per FakeProvider)."""
-    with _caches_lock:
-        cache = _caches.get(ids)
-        if cache is None:
-            cache = _caches[ids] = PromptCache()
-        return cache
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
 
 
 def _strip(value: Any) -> Any:
@@ -491,7 +481,7 @@ def _cache_control_problem(body: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _prompt_cache_counts(ex: Exchange, prompt: int) -> tuple[int, int, int]:
+def _prompt_cache_counts(ex: Exchange, cache: PromptCache, prompt: int) -> tuple[int, int, int]:
     """(read, written for 5 minutes, written for 1 hour) prompt tokens of this request."""
     points, _ = _breakpoints(ex.body)
     if not points:
@@ -527,7 +517,6 @@ def _prompt_cache_counts(ex: Exchange, prompt: int) -> tuple[int, int, int]:
     from ..layers.promptcache import min_cacheable_tokens
 
     minimum = min_cacheable_tokens(ex.model)
-    cache = prompt_cache(ex.ids)
     read_at = -1
     for point, _ in points:
         for index in range(point, max(point - _LOOKBACK, read_at), -1):

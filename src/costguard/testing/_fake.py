@@ -5,8 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import threading
+import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from anthropic import Anthropic, AsyncAnthropic
     from openai import AsyncOpenAI, OpenAI
 
-__all__ = ["FakeProvider", "RecordedRequest"]
+__all__ = ["FakeProvider", "PromptCaches", "RecordedRequest"]
 
 _SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "x-api-key", "api-key", "openai-admin-key"}
@@ -45,10 +46,10 @@ class _Api(Protocol):
 
     def route(self, method: str, path: str) -> Endpoint | None: ...
 
-    def handle(self, endpoint: Endpoint, ex: Exchange) -> httpx2.Response: ...
+    def handle(self, endpoint: Endpoint, ex: Exchange, caches: PromptCaches) -> httpx2.Response: ...
 
     def stream_error(
-        self, endpoint: Endpoint, ex: Exchange, message: str | None
+        self, endpoint: Endpoint, ex: Exchange, caches: PromptCaches, message: str | None
     ) -> httpx2.Response: ...
 
     def error_response(
@@ -62,6 +63,21 @@ class _Api(Protocol):
     ) -> httpx2.Response: ...
 
     def not_found(self, method: str, path: str, ids: Ids) -> httpx2.Response: ...
+
+
+class PromptCaches:
+    """One FakeProvider's simulated prompt caches, one per provider, passed to the fake APIs'
+    handlers with each request. Entries expire by ``clock`` (see each cache)."""
+
+    __slots__ = ("anthropic", "openai")
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.anthropic = _anthropic.PromptCache(clock)
+        self.openai = _openai.PrefixCache(clock)
+
+    def clear(self) -> None:
+        self.anthropic.clear()
+        self.openai.clear()
 
 
 def _redact(value: str) -> str:
@@ -117,14 +133,28 @@ class FakeProvider:
     with costguard's own token counter.
 
     Everything is deterministic for a given ``seed`` and sequence of requests: ids come from
-    counters, timestamps are ``created``, nothing reads the clock or sleeps. The queue and the
-    request log are guarded by a lock, so clients may be used from several threads.
+    counters, timestamps are ``created``, nothing sleeps or reads the wall clock. The only
+    clock is ``clock`` (seconds; default ``time.monotonic``), which the simulated prompt
+    caches read to expire entries after their TTL (Anthropic: 5 minutes or 1 hour, refreshed
+    by each read; OpenAI: 5 minutes after a prefix was last used); inject one to test
+    expiry without waiting. The queue and the request log are guarded by a lock, so clients
+    may be used from several threads.
     """
 
-    def __init__(self, *, seed: int = 0, created: int = 1_763_683_200) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        created: int = 1_763_683_200,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not callable(clock):
+            raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
         self._seed = seed
         self._created = created
+        self._clock = clock
         self._ids = Ids(seed)
+        self._prompt_caches = PromptCaches(clock)
         self._lock = threading.Lock()
         self._queue: deque[Reply | Failure] = deque()
         self._requests: list[RecordedRequest] = []
@@ -318,8 +348,7 @@ class FakeProvider:
         with self._lock:
             self._queue.clear()
             self._requests.clear()
-            _anthropic.forget_prompt_cache(self._ids)
-            _openai.forget_prompt_cache(self._ids)
+            self._prompt_caches.clear()
 
     # -- the fake API ----------------------------------------------------------------------
 
@@ -366,7 +395,7 @@ class FakeProvider:
             if item.kind == "stream_error":
                 if endpoint is None:  # a batch endpoint never streams
                     return api.error_response(500, self._ids, model="", message=item.message)
-                return api.stream_error(endpoint, exchange, item.message)
+                return api.stream_error(endpoint, exchange, self._prompt_caches, item.message)
             return api.error_response(
                 item.kind,
                 self._ids,
@@ -376,7 +405,7 @@ class FakeProvider:
             )
         if endpoint is None:
             return self._batches.handle(provider, request)
-        return api.handle(endpoint, exchange)
+        return api.handle(endpoint, exchange, self._prompt_caches)
 
     def _answer(self, provider: str, endpoint: str, body: Mapping[str, Any]) -> tuple[int, Any]:
         """One request of a batch, answered as a live request would be: (status, JSON)."""
@@ -396,7 +425,7 @@ class FakeProvider:
                 status, self._ids, model=exchange.model, message=item.message
             )
         else:
-            response = api.handle(cast("Endpoint", endpoint), exchange)
+            response = api.handle(cast("Endpoint", endpoint), exchange, self._prompt_caches)
         return response.status_code, json.loads(response.content)
 
     def _take(self, provider: str, endpoint: str | None) -> Reply | Failure | None:

@@ -23,9 +23,8 @@ import math
 import re
 import struct
 import threading
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 
@@ -47,9 +46,14 @@ from ._wire import (
     text_tokens,
 )
 
+if TYPE_CHECKING:
+    from ._fake import PromptCaches
+
 __all__ = [
+    "CACHE_IDLE_SECONDS",
     "FAKE_API_KEY",
     "MODELS",
+    "PrefixCache",
     "error_response",
     "handle",
     "not_found",
@@ -121,11 +125,11 @@ def route(method: str, path: str) -> Endpoint | None:
     return find_route(_ROUTES, method, path)
 
 
-def handle(endpoint: Endpoint, ex: Exchange) -> httpx2.Response:
+def handle(endpoint: Endpoint, ex: Exchange, caches: PromptCaches) -> httpx2.Response:
     if endpoint == "chat.completions":
-        return _chat_completions(ex, fail_mid_stream=False)
+        return _chat_completions(ex, caches.openai, fail_mid_stream=False)
     if endpoint == "responses":
-        return _responses(ex, fail_mid_stream=False)
+        return _responses(ex, caches.openai, fail_mid_stream=False)
     if endpoint == "embeddings":
         return _embeddings(ex)
     if endpoint == "models":
@@ -133,12 +137,14 @@ def handle(endpoint: Endpoint, ex: Exchange) -> httpx2.Response:
     raise AssertionError(f"not an OpenAI endpoint: {endpoint}")
 
 
-def stream_error(endpoint: Endpoint, ex: Exchange, message: str | None) -> httpx2.Response:
+def stream_error(
+    endpoint: Endpoint, ex: Exchange, caches: PromptCaches, message: str | None
+) -> httpx2.Response:
     """A stream that starts fine and then fails; a 500 if the request did not stream."""
     if ex.stream and endpoint == "chat.completions":
-        return _chat_completions(ex, fail_mid_stream=True, message=message)
+        return _chat_completions(ex, caches.openai, fail_mid_stream=True, message=message)
     if ex.stream and endpoint == "responses":
-        return _responses(ex, fail_mid_stream=True, message=message)
+        return _responses(ex, caches.openai, fail_mid_stream=True, message=message)
     return error_response(500, ex.ids, model=ex.model, message=message)
 
 
@@ -246,7 +252,7 @@ def _chat_usage(ex: Exchange, counts: TokenCounts) -> dict[str, Any]:
 
 
 def _chat_completions(
-    ex: Exchange, *, fail_mid_stream: bool, message: str | None = None
+    ex: Exchange, cache: PrefixCache, *, fail_mid_stream: bool, message: str | None = None
 ) -> httpx2.Response:
     body = ex.body
     messages = _mappings(body.get("messages"))
@@ -260,6 +266,7 @@ def _chat_completions(
         lead = [tools] if tools else []
         cached = _cached_tokens(
             ex,
+            cache,
             [*lead, *messages],
             lambda i: prompt_tokens(ex.model, messages[: i + 1 - len(lead)], tools=tools),
         )
@@ -412,7 +419,7 @@ def _responses_usage(ex: Exchange, counts: TokenCounts) -> dict[str, Any]:
 
 
 def _responses(
-    ex: Exchange, *, fail_mid_stream: bool, message: str | None = None
+    ex: Exchange, cache: PrefixCache, *, fail_mid_stream: bool, message: str | None = None
 ) -> httpx2.Response:
     body = ex.body
     messages = _responses_messages(body.get("input"))
@@ -430,6 +437,7 @@ def _responses(
         lead = [[system, tools]] if system or tools else []
         cached = _cached_tokens(
             ex,
+            cache,
             [*lead, *messages],
             lambda i: prompt_tokens(
                 ex.model, messages[: i + 1 - len(lead)], tools=tools, system=system
@@ -668,51 +676,52 @@ def _models(ex: Exchange) -> httpx2.Response:
 # Requests meet on a cache by their prefix and their prompt_cache_key. The fake remembers, per
 # model and prompt_cache_key, every prefix of the requests it answered that ends at a message
 # boundary (tools and instructions first); a request reads its longest remembered prefix.
+# OpenAI keeps a prefix while it is used: "typically 5 to 10 minutes of inactivity, up to an
+# hour off-peak". The fake takes the low end: a prefix is forgotten 5 minutes after the last
+# request that used it, or after the minimum lifetime a request's prompt_cache_options.ttl
+# asks for, if longer.
 
 CACHE_MIN_TOKENS = 1024
 """The shortest prefix OpenAI caches."""
 _CACHE_STEP = 128
+CACHE_IDLE_SECONDS = 300.0
+"""How long the fake keeps a cached prefix after the last request that used it."""
+_CACHE_TTL_SECONDS: Mapping[str, float] = {"30m": 1800.0, "12h": 43200.0}
 
 
 class PrefixCache:
-    """One FakeProvider's OpenAI prompt cache: (model, prompt_cache_key, prefix hash)."""
+    """One FakeProvider's simulated OpenAI prompt cache: (model, prompt_cache_key, prefix
+    hash) -> expiry, in seconds of the FakeProvider's ``clock``."""
 
-    def __init__(self) -> None:
-        self._seen: set[tuple[str, str | None, str]] = set()
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._expiry: dict[tuple[str, str | None, str], float] = {}
         self._lock = threading.Lock()
 
-    def longest(self, model: str, key: str | None, hashes: Sequence[str]) -> int:
-        """The index of the longest remembered prefix (-1 for none); then remember all."""
+    def longest(self, model: str, key: str | None, hashes: Sequence[str], lifetime: float) -> int:
+        """The index of the longest live prefix (-1 for none); then keep every prefix of
+        this request for ``lifetime`` seconds from now (longer if it already had longer)."""
         with self._lock:
+            now = self._clock()
+            expiry = self._expiry
             found = next(
                 (
                     i
                     for i in range(len(hashes) - 1, -1, -1)
-                    if (model, key, hashes[i]) in self._seen
+                    if expiry.get((model, key, hashes[i]), now) > now
                 ),
                 -1,
             )
-            self._seen.update((model, key, h) for h in hashes)
+            until = now + lifetime
+            for h in hashes:
+                entry = (model, key, h)
+                if expiry.get(entry, until) <= until:
+                    expiry[entry] = until
             return found
 
-
-_caches: weakref.WeakKeyDictionary[Ids, PrefixCache] = weakref.WeakKeyDictionary()
-_caches_lock = threading.Lock()
-
-
-def forget_prompt_cache(ids: Ids) -> None:
-    """Drop the simulated prompt cache of the FakeProvider that owns ``ids``."""
-    with _caches_lock:
-        _caches.pop(ids, None)
-
-
-def prefix_cache(ids: Ids) -> PrefixCache:
-    """The prompt cache of the FakeProvider that owns ``ids`` (one per FakeProvider)."""
-    with _caches_lock:
-        cache = _caches.get(ids)
-        if cache is None:
-            cache = _caches[ids] = PrefixCache()
-        return cache
+    def clear(self) -> None:
+        with self._lock:
+            self._expiry.clear()
 
 
 def _unscripted(reply: Any) -> bool:
@@ -721,7 +730,18 @@ def _unscripted(reply: Any) -> bool:
     return reply.usage is None and not scripted
 
 
-def _cached_tokens(ex: Exchange, units: Sequence[object], tokens_at: Callable[[int], int]) -> int:
+def _cache_lifetime(body: Mapping[str, Any]) -> float:
+    """Seconds a prefix stays cached after this request: the idle time, or the minimum the
+    request's ``prompt_cache_options.ttl`` asks for when that is longer."""
+    options = body.get("prompt_cache_options")
+    ttl = options.get("ttl") if isinstance(options, Mapping) else None
+    asked = _CACHE_TTL_SECONDS.get(ttl, 0.0) if isinstance(ttl, str) else 0.0
+    return max(CACHE_IDLE_SECONDS, asked)
+
+
+def _cached_tokens(
+    ex: Exchange, cache: PrefixCache, units: Sequence[object], tokens_at: Callable[[int], int]
+) -> int:
     """cached_tokens for a prompt made of ``units``; ``tokens_at(i)`` counts units 0..i."""
     key = ex.body.get("prompt_cache_key")
     digest = hashlib.sha256(ex.model.encode()).digest()
@@ -729,7 +749,9 @@ def _cached_tokens(ex: Exchange, units: Sequence[object], tokens_at: Callable[[i
     for unit in units:
         digest = hashlib.sha256(digest + dumps(unit).encode()).digest()
         hashes.append(digest.hex())
-    found = prefix_cache(ex.ids).longest(ex.model, key if isinstance(key, str) else None, hashes)
+    found = cache.longest(
+        ex.model, key if isinstance(key, str) else None, hashes, _cache_lifetime(ex.body)
+    )
     tokens = tokens_at(found) if found >= 0 else 0
     if tokens < CACHE_MIN_TOKENS:
         return 0
