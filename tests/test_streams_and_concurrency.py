@@ -187,3 +187,30 @@ def test_a_streams_final_outcome_carries_the_answers_id_and_finish_reasons(
         assert [final.response.id for final in watch.finals] == [id_ for id_, _ in seen]
     else:
         assert [final.response for final in watch.finals] == [None, None, None]
+
+
+def test_a_stream_never_read_is_still_recorded_and_keeps_its_budget(tmp_path: Path) -> None:
+    """A stream dropped before its first chunk (sync and async) is a ledger row, incomplete and
+    unpriced (never $0), and the budget keeps its worst case."""
+    guard = costguard.CostGuardClient(
+        ledger=tmp_path / "l.db", cache=None, budgets=[costguard.Budget(1, period="total")]
+    )
+    fake = FakeProvider()
+    gpt, claude = guard.wrap(fake.openai()), guard.wrap(fake.async_anthropic())
+    gpt.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True, max_tokens=50)
+
+    async def unread() -> None:
+        await claude.messages.create(
+            model="claude-haiku-4-5", max_tokens=50, messages=HI, stream=True
+        )
+
+    asyncio.run(unread())
+    gc.collect()
+    rows = guard.ledger.records()
+    assert [(r.provider, r.status, r.cost_usd) for r in rows] == [
+        ("openai", "incomplete", None),
+        ("anthropic", "incomplete", None),
+    ]
+    [status] = guard.budget_status()
+    assert status.spent > 0 and status.reserved == 0
+    guard.close()

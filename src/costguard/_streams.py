@@ -2,13 +2,14 @@
 
 The tap replaces the stream's internal iterator with a generator that feeds every item to the
 operation's accumulator, and its ``close`` with one that also settles the tap. The tap settles
-exactly once: when the stream is exhausted (``ok``), closed or dropped early (``incomplete``), or
-fails mid-way (``error``). Callbacks registered with :meth:`StreamTap.on_finish` then receive the
-final :class:`StreamOutcome`.
+exactly once: when the stream is exhausted (``ok``), closed, dropped early or never read
+(``incomplete``), or fails mid-way (``error``). Callbacks registered with
+:meth:`StreamTap.on_finish` then receive the final :class:`StreamOutcome`.
 """
 
 from __future__ import annotations
 
+import sys
 import warnings
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
@@ -86,6 +87,23 @@ class StreamTap:
             _safely(callback, self._final)
 
 
+class _Watch:
+    """Kept in the SDK stream's ``__dict__``: when the stream is garbage-collected without
+    having ended (never iterated, never closed), it settles the tap as ``incomplete``, so the
+    call, which the provider received and bills, still reaches the ledger (unpriced, since
+    its usage never arrived; budgets keep its worst case). A generator that never started
+    runs no ``finally``, hence this object."""
+
+    __slots__ = ("tap",)
+
+    def __init__(self, tap: StreamTap) -> None:
+        self.tap = tap
+
+    def __del__(self) -> None:
+        if not self.tap.finished and not sys.is_finalizing():
+            self.tap.finish("incomplete")
+
+
 def _safely(callback: FinishCallback, outcome: Outcome) -> None:
     # A stream's consumer must never see costguard's bookkeeping fail.
     try:
@@ -115,6 +133,7 @@ def tap_sync(stream: Any, tap: StreamTap) -> None:
 
     generator = tapped()
     stream.__dict__["_iterator"] = generator
+    stream.__dict__["_costguard_watch"] = _Watch(tap)
     ref = weakref.ref(stream)  # no cycle: a dropped stream is finalised at once
 
     def close() -> None:
@@ -145,6 +164,7 @@ def tap_async(stream: Any, tap: StreamTap) -> None:
 
     generator = tapped()
     stream.__dict__["_iterator"] = generator
+    stream.__dict__["_costguard_watch"] = _Watch(tap)
     ref = weakref.ref(stream)
 
     async def close() -> None:
