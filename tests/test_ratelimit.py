@@ -154,6 +154,36 @@ def test_each_tier_has_its_own_allowance(make_guard: MakeGuard) -> None:
     assert len(fake.requests) == 4
 
 
+def test_the_plan_can_come_from_a_tag_leaving_tier_to_the_router(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """With tier_tag="plan", the rate limit reads the plan from the scope's tags, so the same
+    scope can also carry a router's draft tier."""
+    guard = costguard.CostGuardClient(
+        ledger=tmp_path / "l.db",
+        cache=None,
+        rate_limits=RateLimits({"free": 1, "pro": 2}, tier_tag="plan", clock=clock),
+        router=costguard.Router(tiers={"draft": {"gpt-4o": "gpt-4o-mini"}}),
+    )
+    fake = FakeProvider()
+    client = guard.wrap(fake.openai())
+    with guard.scope(user="a", tags={"plan": "pro"}, tier="draft"):
+        client.chat.completions.create(model="gpt-4o", messages=HI)
+        client.chat.completions.create(model="gpt-4o", messages=HI)
+        with pytest.raises(RateLimitedError):
+            client.chat.completions.create(model="gpt-4o", messages=HI)
+    with (
+        guard.scope(user="b", tier="draft"),
+        pytest.raises(costguard.ConfigurationError, match="plan"),
+    ):
+        client.chat.completions.create(model="gpt-4o", messages=HI)
+    assert [r.served_model for r in guard.ledger.records() if r.status == "ok"] == [
+        "gpt-4o-mini",
+        "gpt-4o-mini",
+    ]
+    guard.close()
+
+
 def test_users_are_counted_separately(make_guard: MakeGuard) -> None:
     """One user at the limit does not hold back another user."""
     guard, client, fake = make_guard({"free": 1})

@@ -10,8 +10,8 @@ and records the reason on the Outcome. The order of decisions is fixed:
    request and picks its ``cheap`` or ``strong`` model.
 3. **Tier** by ``scope.tier``: ``tiers[tier]`` maps the model chosen so far (or the requested
    one) to a cheaper sibling. A tier the router does not list, or a model the tier does not
-   map, leaves the model alone: the same ``scope.tier`` also names rate-limit plans such as
-   ``"free"`` and ``"pro"``.
+   map, leaves the model alone: ``scope.tier`` may also name rate-limit plans such as
+   ``"free"`` and ``"pro"`` (unless the rate limits read them from a tag: ``tier_tag``).
 4. **Fit**: when steps 1-3 changed the model, the new model must hold the request: the prompt
    (counted offline) plus the output limit within its context window, and the output limit
    within its maximum output. If it cannot, the cheapest model (input + output list price)

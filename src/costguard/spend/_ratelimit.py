@@ -121,6 +121,9 @@ class RateLimits:
         ``"feature"``. Calls whose scope lacks it all share one key, ``"anonymous"``.
     :param default_tier: the tier of calls whose scope sets none; without it such calls raise
         :class:`~costguard.ConfigurationError`.
+    :param tier_tag: read a call's tier from this scope tag instead of the scope's ``tier``
+        (``RateLimits(..., tier_tag="plan")`` with ``guard.scope(tags={"plan": "pro"})``), so
+        that ``tier`` stays free for a :class:`~costguard.Router`'s draft/final tiers.
     :param wait: instead of raising :class:`~costguard.RateLimitedError` at once, wait until
         the call fits, for at most ``max_wait_s`` seconds in all.
     :param clock: unix seconds (shared by every process using the ledger file).
@@ -136,6 +139,7 @@ class RateLimits:
         *,
         key: str = "user",
         default_tier: str | None = None,
+        tier_tag: str | None = None,
         wait: bool = False,
         max_wait_s: float = 30.0,
         clock: Callable[[], float] = time.time,
@@ -165,6 +169,11 @@ class RateLimits:
                 f"default_tier={default_tier!r} is not a tier; known tiers: {self._known()}"
             )
         self.default_tier = default_tier
+        if tier_tag is not None and (not isinstance(tier_tag, str) or not tier_tag):
+            raise ConfigurationError(
+                f"tier_tag must be a tag name (a non-empty str), got {tier_tag!r}"
+            )
+        self.tier_tag = tier_tag
         if not isinstance(wait, bool):
             raise ConfigurationError(f"wait must be True or False, got {wait!r}")
         self.wait = wait
@@ -219,10 +228,12 @@ class RateLimits:
     def bucket(self, scope: Scope) -> Bucket:
         """The bucket a call with ``scope`` is counted in; ``ConfigurationError`` for a tier
         this limit does not know, or no tier and no ``default_tier``."""
-        tier = scope.tier if scope.tier is not None else self.default_tier
+        given = scope.tier if self.tier_tag is None else scope.tags.get(self.tier_tag)
+        tier = given if given is not None else self.default_tier
         if tier is None:
+            where = "tier=..." if self.tier_tag is None else f"tags={{{self.tier_tag!r}: ...}}"
             raise ConfigurationError(
-                f"rate limits need a tier: set one with guard.scope(tier=...) or give "
+                f"rate limits need a tier: set one with guard.scope({where}) or give "
                 f"RateLimits a default_tier; known tiers: {self._known()}"
             )
         if tier not in self.tiers:
