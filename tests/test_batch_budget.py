@@ -116,21 +116,24 @@ def test_a_flush_leaves_over_budget_requests_queued_and_sends_the_rest(
     guard.close()
 
 
+@pytest.mark.parametrize("same_budgets", [True, False], ids=["same budgets", "no budgets"])
 def test_another_process_settles_what_it_collects(
-    tmp_path: Path, fake: FakeProvider, options: BatchOptions
+    tmp_path: Path, fake: FakeProvider, options: BatchOptions, same_budgets: bool
 ) -> None:
-    """A guard with the same budgets that collects a batch settles the holds made elsewhere."""
+    """Whichever guard collects a batch settles the holds made elsewhere, budgets or not."""
     budget = Budget(1, period="day")
     first = make_guard(tmp_path / "l.db", budget)
     handle = first.batch(fake.openai(), [chat()], wait=False, options=options)
     assert reserved(first) > 0
     first.close()
-    second = make_guard(tmp_path / "l.db", budget)
+    second = make_guard(tmp_path / "l.db", *([budget] if same_budgets else []))
     [answer] = second.resolve(handle, fake.openai(), options=options)
     [row] = second.ledger.records()
-    assert (reserved(second), spent(second)) == (0, row.cost_usd)
     assert answer.usage is not None
     second.close()
+    reader = make_guard(tmp_path / "l.db", budget)
+    assert (reserved(reader), spent(reader)) == (0, row.cost_usd)
+    reader.close()
 
 
 def test_cache_hits_never_touch_a_budget(
@@ -147,4 +150,59 @@ def test_cache_hits_never_touch_a_budget(
     before = spent(guard)
     guard.batch(client, [chat()], options=options)
     assert (spent(guard), reserved(guard)) == (before, 0)
+    guard.close()
+
+
+def test_a_scope_budget_limits_a_batch_when_the_guard_has_none(
+    tmp_path: Path, fake: FakeProvider, options: BatchOptions
+) -> None:
+    """guard.scope(budget=...) refuses a batch whose worst case it cannot hold, as for a call."""
+    guard = make_guard(tmp_path / "l.db")
+    scoped = guard.scope(budget=Budget(standard_worst_case() / 4, period="day"))
+    with scoped, pytest.raises(BudgetExceededError):
+        guard.batch(fake.openai(), [chat()], options=options)
+    assert fake.requests == []
+    guard.close()
+
+
+def test_a_scope_budget_is_charged_what_the_batch_cost(
+    tmp_path: Path, fake: FakeProvider, options: BatchOptions
+) -> None:
+    """A batch made in a scope with its own budget counts against it, to the picodollar."""
+    scoped = Budget(1, period="day", name="nightly")
+    guard = make_guard(tmp_path / "l.db", Budget(1, period="day"))
+    with guard.scope(budget=scoped):
+        guard.batch(fake.openai(), [chat()], options=options)
+    [row] = guard.ledger.records()
+    guard.close()
+    reader = make_guard(tmp_path / "l.db", scoped)
+    assert (spent(reader), reserved(reader)) == (row.cost_usd, 0)
+    reader.close()
+
+
+def test_a_deferred_request_is_held_by_the_budget_of_the_scope_it_was_queued_in(
+    tmp_path: Path, fake: FakeProvider, options: BatchOptions
+) -> None:
+    """The scope's budget travels with a deferred request: a flush outside the scope applies it."""
+    guard = make_guard(tmp_path / "l.db")
+    with guard.scope(budget=Budget(standard_worst_case() / 4, period="day")):
+        guard.defer(fake.openai(), chat())
+    report = guard.flush_deferred(fake.openai(), options=options)
+    assert (report.held, report.submitted, fake.batches.ids) == (1, 0, [])
+    guard.close()
+
+
+def test_a_flush_that_cannot_reserve_for_a_request_keeps_no_hold_and_no_claim(
+    tmp_path: Path, fake: FakeProvider, options: BatchOptions
+) -> None:
+    """A per-user budget meets a request without a user: the error, and the queue as it was."""
+    guard = make_guard(tmp_path / "l.db", Budget(1, period="day", per="user"))
+    with guard.scope(user="ann"):
+        guard.defer(fake.openai(), chat())
+    guard.defer(fake.openai(), chat())
+    with pytest.raises(costguard.ConfigurationError, match="per user"):
+        guard.flush_deferred(fake.openai(), options=options)
+    assert reserved(guard) == 0
+    assert [c[0] for c in BatchStore.for_guard(guard).counts()] == ["queued"]
+    assert fake.batches.ids == []
     guard.close()

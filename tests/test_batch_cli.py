@@ -158,3 +158,21 @@ def test_flush_draws_a_progress_bar_when_stderr_is_a_terminal(
     captured = capsys.readouterr()
     assert "batch_" in captured.err and "msgbatch_" in captured.err
     assert captured.out.splitlines()[0].startswith("provider")
+
+
+def test_flush_does_not_apply_a_scopes_budget_to_every_queued_request(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A budget an application scope recorded limits that scope's calls, not the whole queue."""
+    path = tmp_path / "ledger.db"
+    fake = FakeProvider()
+    guard = costguard.CostGuardClient(ledger=path, cache=None)
+    client = guard.wrap(fake.openai())
+    scoped = guard.scope(feature="tagging", budget=costguard.Budget("0.000001", period="day"))
+    with scoped, pytest.raises(costguard.BudgetExceededError):  # records the scope's budget
+        client.chat.completions.create(**chat("too dear"))
+    guard.defer(fake.openai(), chat("outside that scope"))
+    guard.close()
+    assert main(["batch", "flush", "--ledger", str(path), "--fake"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("openai"))
+    assert row.split()[1:5] == ["1", "1", "0", "0"]

@@ -503,3 +503,12 @@ def test_a_batch_of_more_requests_than_one_sql_statement_takes_keeps_its_order(
     again = guard.batch(fake.openai(), requests[:3], options=options)
     assert [a.data for a in again] == [a.data for a in answers[:3]]
     assert len(guard.ledger.records()) == 1103
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("max_items", -1), ("max_items", 1.5), ("reservation_ttl_s", 0)]
+)
+def test_options_refuse_values_that_would_misbehave_later(field: str, value: object) -> None:
+    """A negative max_items (SQLite: no limit) or a zero reservation TTL is refused up front."""
+    with pytest.raises(ConfigurationError, match=f"BatchOptions.{field}"):
+        BatchOptions(**{field: value})  # type: ignore[arg-type]

@@ -88,6 +88,33 @@ def crash_at(step: str, options: BatchOptions) -> BatchOptions:
     return BatchOptions(sleep=options.sleep, clock=options.clock, on_step=hook)
 
 
+def refuse_batches(
+    client: openai.OpenAI,
+    error: type[openai.APIStatusError],
+    status: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Make ``client.batches.create`` answer with the provider's ``status`` refusal."""
+    request = httpx2.Request("POST", "https://api.openai.com/v1/batches")
+    refusal = error("refused", response=httpx2.Response(status, request=request), body=None)
+
+    def refuse(**kwargs: Any) -> Any:
+        raise refusal
+
+    monkeypatch.setattr(client.batches, "create", refuse)
+
+
+def die_flushing(
+    path: Path, client: Any, requests: list[dict[str, Any]], step: str, options: BatchOptions
+) -> tuple[costguard.CostGuardClient, list[str]]:
+    """A guard (another process) that defers ``requests``, then dies flushing, after ``step``."""
+    dying = fresh(path)
+    handles = [dying.defer(client, request) for request in requests]
+    with pytest.raises(Crash):
+        dying.flush_deferred(client, options=crash_at(step, options))
+    return dying, handles
+
+
 def states(path: Path) -> list[str]:
     with sqlite3.connect(path) as db:
         return [s for (s,) in db.execute("SELECT state FROM batch_items ORDER BY id")]
@@ -246,10 +273,7 @@ def test_a_crash_after_claiming_is_recovered_once_the_lease_lapses(
     path: Path, fake: FakeProvider, clock: Clock, options: BatchOptions
 ) -> None:
     """Died between claiming and sending: the claim holds for lease_s, then a fresh guard sends."""
-    dying = fresh(path)
-    handle = dying.defer(fake.openai(), chat("a"))
-    with pytest.raises(Crash):
-        dying.flush_deferred(fake.openai(), options=crash_at("claimed", options))
+    dying, [handle] = die_flushing(path, fake.openai(), [chat("a")], "claimed", options)
     assert states(path) == ["submitting"]
     survivor = fresh(path)
     assert survivor.flush_deferred(fake.openai(), options=options).submitted == 0  # leased
@@ -266,10 +290,7 @@ def test_an_openai_batch_created_just_before_a_crash_is_adopted_not_sent_twice(
     path: Path, fake: FakeProvider, clock: Clock, options: BatchOptions
 ) -> None:
     """Died after the provider accepted the batch, before recording it: found by its metadata."""
-    dying = fresh(path)
-    handles = [dying.defer(fake.openai(), chat(t)) for t in ("a", "b")]
-    with pytest.raises(Crash):
-        dying.flush_deferred(fake.openai(), options=crash_at("created", options))
+    dying, handles = die_flushing(path, fake.openai(), [chat("a"), chat("b")], "created", options)
     assert len(fake.batches.ids) == 1
     clock.now += options.lease_s
     survivor = fresh(path)
@@ -289,10 +310,7 @@ def test_an_anthropic_batch_lost_in_a_crash_is_submitted_again(
     path: Path, fake: FakeProvider, clock: Clock, options: BatchOptions
 ) -> None:
     """Message batches carry no metadata: a batch whose id was never recorded is sent again."""
-    dying = fresh(path)
-    handle = dying.defer(fake.anthropic(), ask("a"))
-    with pytest.raises(Crash):
-        dying.flush_deferred(fake.anthropic(), options=crash_at("created", options))
+    dying, [handle] = die_flushing(path, fake.anthropic(), [ask("a")], "created", options)
     clock.now += options.lease_s
     survivor = fresh(path)
     assert isinstance(survivor.resolve(handle, fake.anthropic(), options=options), Message)
@@ -306,10 +324,7 @@ def test_a_crash_after_submitting_is_collected_by_another_process(
     path: Path, fake: FakeProvider, options: BatchOptions
 ) -> None:
     """Died with the batch recorded but not collected: any later guard collects it, once."""
-    dying = fresh(path)
-    handle = dying.defer(fake.openai(), chat("a"))
-    with pytest.raises(Crash):
-        dying.flush_deferred(fake.openai(), wait=True, options=crash_at("submitted", options))
+    dying, [handle] = die_flushing(path, fake.openai(), [chat("a")], "submitted", options)
     assert states(path) == ["submitted"]
     survivor = fresh(path)
     assert isinstance(survivor.resolve(handle, fake.openai(), options=options), ChatCompletion)
@@ -329,10 +344,10 @@ def test_a_crash_between_writing_rows_and_recording_the_results_doubles_nothing(
     handle = dying.batch(fake.openai(), [chat("a"), chat("b")], wait=False, options=options)
     real_update = BatchStore.update
 
-    def die_on_finish(conn: sqlite3.Connection, item_id: str, changes: Any, *, state: str) -> bool:
+    def die_on_finish(conn: sqlite3.Connection, item_id: str, changes: Any, **where: Any) -> bool:
         if changes.get("state") == "finished":
             raise Crash("died while recording the results")
-        return real_update(conn, item_id, changes, state=state)
+        return real_update(conn, item_id, changes, **where)
 
     monkeypatch.setattr(BatchStore, "update", staticmethod(die_on_finish))
     with pytest.raises(Crash):
@@ -379,15 +394,7 @@ def test_a_batch_the_provider_refuses_fails_its_requests(
     """A 400 for the batch itself cannot be cured by retrying: its requests fail, "rejected"."""
     client = fake.openai()
     handle = guard.defer(client, chat("a"))
-    request = httpx2.Request("POST", "https://api.openai.com/v1/batches")
-    refusal = openai.BadRequestError(
-        "bad batch", response=httpx2.Response(400, request=request), body=None
-    )
-
-    def refuse(**kwargs: Any) -> Any:
-        raise refusal
-
-    monkeypatch.setattr(client.batches, "create", refuse)
+    refuse_batches(client, openai.BadRequestError, 400, monkeypatch)
     report = guard.flush_deferred(client, options=options)
     assert report.errors and states(guard.ledger.path) == ["failed"]
     with pytest.raises(BatchItemError) as raised:
@@ -431,3 +438,97 @@ def test_a_deferred_request_too_large_for_any_batch_is_refused(
     with pytest.raises(InvalidRequestError, match="over the batch limit") as raised:
         guard.defer(fake.openai(), chat("x" * 400), options=small)
     assert raised.value.field == "request"
+
+
+def test_a_request_that_can_no_longer_be_sent_ends_failed_and_is_counted(
+    path: Path, fake: FakeProvider, options: BatchOptions
+) -> None:
+    """A queued request the flushing guard refuses (strict prices) fails "rejected", ended."""
+    with pytest.warns(costguard.CostGuardWarning, match="no price"):
+        handle = fresh(path).defer(fake.openai(), chat("x") | {"model": "gpt-unpriced-1"})
+    strict = costguard.CostGuardClient(ledger=path, cache=None, strict_prices=True)
+    report = strict.flush_deferred(fake.openai(), options=options)
+    assert (report.failed, report.submitted, fake.batches.ids) == (1, 0, [])
+    [item] = BatchStore.for_guard(strict).items("id = ?", [handle])
+    assert (item.state, item.request, item.ended_at) == ("failed", None, options.clock())
+    with pytest.raises(BatchItemError) as raised:
+        strict.resolve(handle, fake.openai(), options=options)
+    assert raised.value.kind == "rejected"
+    strict.close()
+
+
+def test_a_batch_accepted_just_before_a_timeout_is_adopted_not_sent_again(
+    guard: costguard.CostGuardClient,
+    fake: FakeProvider,
+    options: BatchOptions,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A create that times out after the provider accepted it: found by its metadata, kept."""
+    client = fake.openai()
+    handle = guard.defer(client, chat("a"))
+    real_create = client.batches.create
+
+    def accepted_then_timed_out(**kwargs: Any) -> Any:
+        real_create(**kwargs)
+        raise openai.APITimeoutError(request=httpx2.Request("POST", "https://api.openai.com"))
+
+    monkeypatch.setattr(client.batches, "create", accepted_then_timed_out)
+    report = guard.flush_deferred(client, options=options)
+    assert (report.submitted, report.batch_ids, report.errors) == (1, fake.batches.ids, [])
+    monkeypatch.setattr(client.batches, "create", real_create)
+    assert isinstance(guard.resolve(handle, client, options=options), ChatCompletion)
+    assert len(fake.batches.ids) == 1
+
+
+def test_a_recovery_leaves_alone_a_claim_another_process_made_meanwhile(
+    path: Path, fake: FakeProvider, clock: Clock, options: BatchOptions
+) -> None:
+    """Two processes recover one lapsed claim: the slower never queues the other's claim again."""
+    dying, _ = die_flushing(path, fake.openai(), [chat("a")], "claimed", options)
+    clock.now += options.lease_s
+    slow, quick = fresh(path), fresh(path)
+    slow_client = fake.openai()
+    real_list = slow_client.batches.list
+
+    def quick_recovers_while_slow_looks(**kwargs: Any) -> Any:
+        with pytest.raises(Crash):  # quick queues the request again and claims it anew
+            quick.flush_deferred(fake.openai(), options=crash_at("claimed", options))
+        return real_list(**kwargs)
+
+    slow_client.batches.list = quick_recovers_while_slow_looks  # type: ignore[method-assign]
+    report = slow.flush_deferred(slow_client, options=options)
+    assert (report.recovered, report.submitted, fake.batches.ids) == (1, 0, [])
+    [item] = BatchStore.for_guard(slow).items("1 = 1")
+    assert item.state == "submitting" and item.lease_until == clock.now + options.lease_s
+    for g in (dying, slow, quick):
+        g.close()
+
+
+def test_resolving_a_request_that_cannot_be_submitted_raises_the_providers_error(
+    guard: costguard.CostGuardClient,
+    fake: FakeProvider,
+    clock: Clock,
+    options: BatchOptions,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A refused key surfaces from resolve at once; the request stays queued for a later try."""
+    client = fake.openai()
+    handle = guard.defer(client, chat("a"))
+    refuse_batches(client, openai.AuthenticationError, 401, monkeypatch)
+    with pytest.raises(openai.AuthenticationError):
+        guard.resolve(handle, client, options=options)
+    assert (states(guard.ledger.path), clock.now) == (["queued"], 1_800_000_000.0)
+
+
+def test_a_flush_that_gives_up_waiting_says_to_flush_again(
+    guard: costguard.CostGuardClient, fake: FakeProvider, clock: Clock
+) -> None:
+    """flush_deferred(wait=True) past its timeout points at a later flush, not at a handle."""
+    fake.batches.polls = 100
+    guard.defer(fake.openai(), chat("slow"))
+    options = BatchOptions(sleep=clock.sleep, clock=clock, timeout_s=60)
+    with pytest.raises(
+        costguard.batch.BatchNotReadyError, match=r"guard\.flush_deferred"
+    ) as raised:
+        guard.flush_deferred(fake.openai(), wait=True, options=options)
+    assert raised.value.handle == "" and "resolve" not in str(raised.value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
@@ -23,10 +23,12 @@ from .._estimate import worst_case_cost
 from .._scope import Scope
 from .._usage import Usage
 from ..layers._pricing import price_outcome
+from ..layers.budget import BudgetLayer
 from ..layers.cache import CacheLayer
 from ..layers.ledger import LedgerLayer
+from ..ledger import new_id
 from ..providers import Operation, operations_for
-from ..spend._budget import BudgetBook, Hold
+from ..spend._budget import Budget, BudgetBook, Hold
 from ._store import Item, dumps
 from ._types import BatchItemError
 
@@ -47,6 +49,8 @@ def operation(provider: str, name: str) -> Operation:
 
 
 def scope_json(scope: Scope) -> str:
+    """The scope a request was made in, as stored with it: its attribution, its cache
+    controls and its own budgets (which a later flush reserves against)."""
     return dumps(
         {
             "feature": scope.feature,
@@ -56,6 +60,7 @@ def scope_json(scope: Scope) -> str:
             "cache": scope.cache,
             "cache_ttl": scope.cache_ttl,
             "tier": scope.tier,
+            "budgets": [_budget_json(b) for b in scope.budgets],
         }
     )
 
@@ -70,7 +75,39 @@ def scope_from(text: str) -> Scope:
         cache=data.get("cache"),
         cache_ttl=data.get("cache_ttl"),
         tier=data.get("tier"),
+        budgets=tuple(_budget_from(b) for b in data.get("budgets") or ()),
     )
+
+
+def _budget_json(budget: Budget) -> dict[str, Any]:
+    return {
+        "name": budget.name,
+        "limit": str(budget.limit),
+        "period": budget.period,
+        "per": budget.per,
+        "missing": budget.missing,
+    }
+
+
+def _budget_from(data: Mapping[str, Any]) -> Budget:
+    return Budget(
+        data["limit"],
+        data["period"],
+        data.get("per"),
+        name=data["name"],
+        missing=data.get("missing", "refuse"),
+    )
+
+
+def _hold_from(text: str, known: Iterable[Budget]) -> Hold:
+    """A stored hold; its budgets as ``known`` defines them, else as they were stored."""
+    data = json.loads(text)
+    named = {b.name: b for b in known}
+    rows = tuple(
+        (named.get(spec["name"]) or _budget_from(spec), key, period)
+        for spec, key, period in data["rows"]
+    )
+    return Hold(data["id"], rows, int(data["amount"]))
 
 
 def meta_of(op: Operation, params: Mapping[str, Any]) -> str:
@@ -175,51 +212,48 @@ class Accounts:
 
     # -- budgets -----------------------------------------------------------------------------
 
-    def book(self) -> BudgetBook | None:
-        """The guard's budgets, with reservations that last as long as a batch may take."""
-        budgets = self.guard.budgets
-        if budgets is None or str(self.guard.ledger.path) == ":memory:":
-            return budgets
+    def book(self, *, needed: bool = False) -> BudgetBook | None:
+        """The guard's budgets, with reservations that last as long as a batch may take.
+
+        None when the guard has no budgets of its own and nothing ``needed`` one (a scope
+        that brings budgets, a hold to settle). A ``":memory:"`` ledger cannot hold budgets:
+        ConfigurationError, as for a live call in such a scope."""
         if self._book is None:
+            if self.guard.budgets is None and not needed:
+                return None
+            layer = next(la for la in self.guard.layers if isinstance(la, BudgetLayer))
+            base = layer.book  # the guard's own book, made on first need
             self._book = BudgetBook(
-                budgets.budgets,
+                base.budgets,
                 self.guard.ledger.path,
-                timezone=str(budgets.timezone),
+                timezone=str(base.timezone),
                 reservation_ttl=self._reservation_ttl,
-                alert_at=budgets.alert_at,
-                on_alert=budgets.on_alert,
+                alert_at=base.alert_at,
+                on_alert=base.on_alert,
             )
         return self._book
 
-    def reserve(self, call: Call, hold_id: str) -> Hold | None:
-        """Reserve the call's worst case at batch rates (BudgetExceededError if refused)."""
-        book = self.book()
+    def reserve(self, call: Call) -> str | None:
+        """Reserve the call's worst case at batch rates against the guard's budgets and its
+        scope's (BudgetExceededError if refused); the hold as stored with the request (None:
+        no budget applies)."""
+        book = self.book(needed=bool(call.scope.budgets))
         if book is None:
             return None
         priced = call.replace(params={**call.params, "service_tier": BATCH_TIER})
-        return book.reserve(hold_id, call.scope, worst_case_cost(priced, self.prices))
-
-    @staticmethod
-    def hold_json(hold: Hold | None) -> str | None:
-        if hold is None:
-            return None
-        rows = [[str(budget.name), key, period] for budget, key, period in hold.rows]
+        hold = book.reserve(new_id(), call.scope, worst_case_cost(priced, self.prices))
+        # Each budget is written out whole, so whichever guard collects the request settles
+        # it, scope budgets included.
+        rows = [[_budget_json(budget), key, period] for budget, key, period in hold.rows]
         return dumps({"id": hold.id, "amount": hold.amount, "rows": rows})
 
-    def _hold(self, text: str | None) -> Hold | None:
-        book = self.book()
-        if text is None or book is None:
-            return None
-        data = json.loads(text)
-        named = {b.name: b for b in book.budgets}
-        rows = tuple((named[n], k, p) for n, k, p in data["rows"] if n in named)
-        return Hold(data["id"], rows, int(data["amount"]))
-
     def settle(self, hold_text: str | None, cost: Decimal | None, *, ok: bool) -> None:
-        hold = self._hold(hold_text)
-        book = self.book()
-        if hold is None or book is None:
+        """Turn a stored hold into the request's real cost (``ok``), or release it."""
+        if hold_text is None:
             return
+        book = self.book(needed=True)
+        assert book is not None
+        hold = _hold_from(hold_text, book.budgets)
         if ok:
             book.settle(hold, cost)
         else:

@@ -19,10 +19,10 @@ from .._wrap import _kind
 from ..ledger import new_id
 from ._account import scope_from
 from ._collect import decode_item, poll, recover
-from ._engine import Context, Pending, insert_row, open_context
+from ._engine import Context, Pending, Submitted, insert_row, open_context
 from ._requests import Prepared
 from ._run import Sleep, Steps, arun, run
-from ._store import BatchStore, Item, dumps
+from ._store import BatchStore, Item
 from ._types import BatchHandle, BatchItemError, BatchNotReadyError, BatchOptions, FlushReport
 
 if TYPE_CHECKING:
@@ -131,20 +131,26 @@ def _start(ctx: Context, requests: Sequence[Any]) -> Steps[BatchHandle]:
         pending.append(Pending(new_id(), p, call, ctx.accounts.cache_plan(call)))
     misses, hits = ctx.plan(pending)
     _reserve_all(ctx, misses)
-    groups = ctx.groups(misses)
     run_id = new_id()
-    claims = {row["id"]: row for row in ctx.claim_rows(groups)}
-    rows = []
-    for position, entry in enumerate(pending):
-        row = insert_row(ctx, entry, state="queued", run_id=run_id, position=position, priority=1)
-        rows.append({**row, **claims.get(entry.item_id, {})})
-    stored = {entry.item_id: answer for entry, _, answer in hits}
-    for row in rows:
-        if row["id"] in stored:
-            row.update(ctx.hit_changes(stored[row["id"]]))
-    with ctx.store.transaction() as conn:
-        BatchStore.insert(conn, rows)
-    ctx.finish_hits(hits, state=None)
+    try:
+        groups = ctx.groups(misses)
+        claims = {row["id"]: row for row in ctx.claim_rows(groups)}
+        rows = []
+        for position, entry in enumerate(pending):
+            row = insert_row(
+                ctx, entry, state="queued", run_id=run_id, position=position, priority=1
+            )
+            rows.append({**row, **claims.get(entry.item_id, {})})
+        stored = {entry.item_id: answer for entry, _, answer in hits}
+        for row in rows:
+            if row["id"] in stored:
+                row.update(ctx.hit_changes(stored[row["id"]]))
+        with ctx.store.transaction() as conn:
+            BatchStore.insert(conn, rows)
+    except BaseException:  # nothing recorded: nothing else would ever release the holds
+        _release(ctx, misses)
+        raise
+    ctx.finish_hits(hits, attempt=None)
     submitted = yield from ctx.submit(groups, requeue_on_error=False)
     created = tuple(s.batch_id for s in submitted if s.batch_id is not None)
     errors = [s.error for s in submitted if s.error is not None]
@@ -175,13 +181,18 @@ def _reserve_all(ctx: Context, misses: Sequence[Pending]) -> None:
     held: list[Pending] = []
     try:
         for entry in misses:
-            hold = ctx.accounts.reserve(entry.call, new_id())
-            entry.hold = ctx.accounts.hold_json(hold)
+            entry.hold = ctx.accounts.reserve(entry.call)
             held.append(entry)
     except BaseException:
-        for entry in held:
-            ctx.accounts.settle(entry.hold, None, ok=False)
+        _release(ctx, held)
         raise
+
+
+def _release(ctx: Context, entries: Sequence[Pending]) -> None:
+    """Release the budget holds of requests that will not be sent after all."""
+    for entry in entries:
+        ctx.accounts.settle(entry.hold, None, ok=False)
+        entry.hold = None
 
 
 # -- the deferred queue ---------------------------------------------------------------------
@@ -283,20 +294,13 @@ def _flush(
 
 
 def _poll_job(ctx: Context, batch_id: str, report: FlushReport) -> Steps[bool]:
-    before = _ended_counts(ctx, batch_id)
-    ended = yield from poll(ctx, batch_id)
-    after = _ended_counts(ctx, batch_id)
-    report.finished += after[0] - before[0]
-    report.failed += after[1] - before[1]
-    return ended
-
-
-def _ended_counts(ctx: Context, batch_id: str) -> tuple[int, int]:
-    items = ctx.store.items("batch_id = ?", [batch_id])
-    return (
-        sum(1 for i in items if i.state == "finished"),
-        sum(1 for i in items if i.state == "failed"),
-    )
+    """Poll one batch for a flush, counting what its collection ended. True once ended."""
+    collected = yield from poll(ctx, batch_id)
+    if collected is None:
+        return False
+    report.finished += collected[0]
+    report.failed += collected[1]
+    return True
 
 
 def _wait_jobs(ctx: Context, report: FlushReport) -> Steps[None]:
@@ -311,11 +315,14 @@ def _wait_jobs(ctx: Context, report: FlushReport) -> Steps[None]:
         still_open[:] = remaining
         return still_open
 
-    yield from _wait(ctx, step, "flush")
+    yield from _wait(ctx, step, handle="", later="guard.flush_deferred(client)")
 
 
-def _wait(ctx: Context, step: Callable[[], Steps[list[str]]], handle: str) -> Steps[None]:
-    """Run ``step`` (one round of polls; returns what is still open) until nothing is open."""
+def _wait(
+    ctx: Context, step: Callable[[], Steps[list[str]]], *, handle: str, later: str
+) -> Steps[None]:
+    """Run ``step`` (one round of polls; returns what is still open) until nothing is open;
+    past ``timeout_s``, BatchNotReadyError saying to run ``later``."""
     options = ctx.options
     deadline = ctx.now() + options.timeout_s
     interval = options.poll_interval_s
@@ -326,14 +333,16 @@ def _wait(ctx: Context, step: Callable[[], Steps[list[str]]], handle: str) -> St
         if ctx.now() + interval > deadline:
             raise BatchNotReadyError(
                 f"batches still running after {options.timeout_s:g}s: {', '.join(still_open)}; "
-                f"collect them later with guard.resolve({handle!r}, client)",
+                f"collect them later with {later}",
                 handle=handle,
             )
         yield Sleep(interval)
         interval = min(interval * options.backoff, options.max_poll_interval_s)
 
 
-def _submit_queued(ctx: Context, report: FlushReport, *, only: Sequence[str] | None) -> Steps[None]:
+def _submit_queued(
+    ctx: Context, report: FlushReport, *, only: Sequence[str] | None
+) -> Steps[list[Submitted]]:
     """Claim queued requests, answer what the cache holds, reserve budgets, submit the rest."""
     where, args = ctx.mine()
     claim = new_id()
@@ -352,42 +361,57 @@ def _submit_queued(ctx: Context, report: FlushReport, *, only: Sequence[str] | N
         claimed = {"state": "submitting", "attempt": claim, "lease_until": lease}
         ids = [i for i in candidates if BatchStore.update(conn, i, claimed, state="queued")]
     if not ids:
-        return
-    items = ctx.store.by_ids(ids)
-    pending = [p for p in (_pending(ctx, item) for item in items) if p is not None]
+        return []
+    pending = []
+    for item in ctx.store.by_ids(ids):
+        entry = _pending(ctx, item, claim)
+        if entry is None:
+            report.failed += 1
+        else:
+            pending.append(entry)
     misses, hits = ctx.plan(pending)
-    ctx.finish_hits(hits, state="submitting")
-    report.cache_hits += len(hits)
-    ready = []
-    for entry in misses:
-        try:
-            entry.hold = ctx.accounts.hold_json(ctx.accounts.reserve(entry.call, new_id()))
-        except BudgetExceededError:
-            report.held += 1
-            with ctx.store.transaction() as conn:
-                BatchStore.update(
-                    conn,
-                    entry.item_id,
-                    {"state": "queued", "attempt": None, "lease_until": None},
-                    state="submitting",
-                )
-            continue
-        ready.append(entry)
-    groups = ctx.groups(ready)
-    with ctx.store.transaction() as conn:
-        for row in ctx.claim_rows(groups):
-            item_id = row.pop("id")
-            BatchStore.update(conn, item_id, row, state="submitting")
-    for done in (yield from ctx.submit(groups, requeue_on_error=True)):
+    report.cache_hits += ctx.finish_hits(hits, attempt=claim)
+    ready: list[Pending] = []
+    try:
+        for entry in misses:
+            try:
+                entry.hold = ctx.accounts.reserve(entry.call)
+            except BudgetExceededError:
+                report.held += 1
+                ctx.requeue({entry.item_id: None}, claim)
+                continue
+            ready.append(entry)
+        groups = ctx.groups(ready)
+        moved = set()
+        with ctx.store.transaction() as conn:
+            for row in ctx.claim_rows(groups):
+                item_id = row.pop("id")
+                if BatchStore.update(conn, item_id, row, state="submitting", attempt=claim):
+                    moved.add(item_id)
+    except BaseException:  # e.g. a budget that needs a scope key this request lacks
+        ctx.requeue({entry.item_id: entry.hold for entry in misses}, claim)
+        raise
+    # A request whose claim lapsed meanwhile belongs to the process that claimed it again.
+    _release(ctx, [entry for entry in ready if entry.item_id not in moved])
+    groups = [
+        (attempt, endpoint, [m for m in members if m.item_id in moved])
+        for attempt, endpoint, members in groups
+    ]
+    submitted = yield from ctx.submit([g for g in groups if g[2]], requeue_on_error=True)
+    for done in submitted:
         if done.batch_id is not None:
             report.batch_ids.append(done.batch_id)
             report.submitted += done.requests
         elif done.error is not None:
             report.errors.append(f"{type(done.error).__name__}: {done.error}")
+            if not done.requeued:
+                report.failed += done.requests
+    return submitted
 
 
-def _pending(ctx: Context, item: Item) -> Pending | None:
-    """A queued item, checked again (the price table or the request may no longer do)."""
+def _pending(ctx: Context, item: Item, claim: str) -> Pending | None:
+    """A claimed item, checked again (the price table or the request may no longer do);
+    None if it can no longer be sent, and has failed."""
     try:
         prepared = ctx.prepare(json.loads(item.request or "{}"), None, item.operation)
         scope = scope_from(item.scope)
@@ -395,14 +419,7 @@ def _pending(ctx: Context, item: Item) -> Pending | None:
         ctx.accounts.check_price(call)
     except Exception as exc:
         error = BatchItemError(f"the request can no longer be sent: {exc}", kind="rejected")
-        with ctx.store.transaction() as conn:
-            BatchStore.update(
-                conn,
-                item.id,
-                {"state": "failed", "error": dumps(error.to_json()), "request": None},
-                state="submitting",
-            )
-        ctx.accounts.write_row(item, ctx.accounts.failed(error), latency_ms=0.0)
+        ctx.fail([(item.id, item.hold)], error, attempt=claim)
         return None
     plan = ctx.accounts.cache_plan(call)
     return Pending(item.id, prepared, call, plan, row_id=item.row_id or new_id())
@@ -478,7 +495,11 @@ def _resolve(
 
 
 def _settle(ctx: Context, ids: list[str], *, wait: bool, handle: str) -> Steps[list[Item]]:
-    """Move the given items on until every one has ended (or, without ``wait``, one round)."""
+    """Move the given items on until every one has ended (or, without ``wait``, one round).
+
+    A request that could not be submitted and went back to the queue (the provider could not
+    be reached, or refused the key) raises the provider's exception, as ``guard.batch`` does:
+    waiting would only send it again, and again, until ``timeout_s``."""
 
     def load() -> list[Item]:
         return ctx.store.by_ids(ids)
@@ -490,14 +511,18 @@ def _settle(ctx: Context, ids: list[str], *, wait: bool, handle: str) -> Steps[l
         yield from recover(ctx, [i for i in pending if i.state == "submitting"])
         queued = [i.id for i in load() if i.state == "queued"]
         if queued:
-            yield from _submit_queued(ctx, FlushReport(), only=queued)
+            submitted = yield from _submit_queued(ctx, FlushReport(), only=queued)
+            for done in submitted:
+                if done.error is not None and done.requeued:
+                    raise done.error
         jobs = sorted({i.batch_id for i in load() if i.state == "submitted" and i.batch_id})
         for job in jobs:
             yield from poll(ctx, job)
         return sorted({i.batch_id or i.state for i in load() if not i.ended})
 
     if wait:
-        yield from _wait(ctx, step, handle)
+        later = f"guard.resolve({handle!r}, client)"
+        yield from _wait(ctx, step, handle=handle, later=later)
     else:
         yield from step()
     return load()

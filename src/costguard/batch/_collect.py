@@ -2,10 +2,11 @@
 
 A request claimed by a process that died (its lease lapsed) is either adopted, when the provider
 shows the batch that process created for it (OpenAI, by the attempt id in the batch's
-metadata), or queued again. An ended batch's results are read into its requests: each gets its
-ledger row first (a fixed row id, so a collection redone after a crash writes nothing twice),
-then its final state in one transaction; only the process whose transaction moved a request on
-settles its budget hold and fills the cache.
+metadata), or queued again; a request another process has claimed anew meanwhile is left to it
+(every move of a claimed request checks the claim's attempt id). An ended batch's results are
+read into its requests: each gets its ledger row first (a fixed row id, so a collection redone
+after a crash writes nothing twice), then its final state in one transaction; only the process
+whose transaction moved a request on settles its budget hold and fills the cache.
 """
 
 from __future__ import annotations
@@ -47,25 +48,17 @@ def recover(ctx: Context, items: Iterable[Item] | None = None) -> Steps[int]:
         found = (yield from ctx.driver.find(ctx.client, attempt)) if attempt else None
         if found is not None:
             ctx.record_submitted(attempt, found, _endpoint(members[0]), len(members), None)
-            continue
-        for item in members:
-            ctx.accounts.settle(item.hold, None, ok=False)
-        with ctx.store.transaction() as conn:
-            for item in members:
-                BatchStore.update(
-                    conn,
-                    item.id,
-                    {"state": "queued", "attempt": None, "lease_until": None, "hold": None},
-                    state="submitting",
-                )
+        else:  # unless another process has claimed them again meanwhile
+            ctx.requeue({item.id: item.hold for item in members}, attempt or None)
     return len(stale)
 
 
 # -- collecting ----------------------------------------------------------------------------------
 
 
-def poll(ctx: Context, batch_id: str) -> Steps[bool]:
-    """One look at a batch; collect it if it has ended. True once it has ended."""
+def poll(ctx: Context, batch_id: str) -> Steps[tuple[int, int] | None]:
+    """One look at a batch; collect it if it has ended. None while it runs; once it has
+    ended, (finished, failed): how many of its requests this process moved on."""
     progress = yield from ctx.driver.poll(ctx.client, batch_id)
     yield from notify(ctx.options.on_progress, progress)
     if not progress.ended:
@@ -73,9 +66,8 @@ def poll(ctx: Context, batch_id: str) -> Steps[bool]:
             conn.execute(
                 "UPDATE batch_jobs SET status = ? WHERE id = ?", (progress.status, batch_id)
             )
-        return False
-    yield from collect(ctx, batch_id, progress.status)
-    return True
+        return None
+    return (yield from collect(ctx, batch_id, progress.status))
 
 
 def collect(ctx: Context, batch_id: str, status: str) -> Steps[tuple[int, int]]:

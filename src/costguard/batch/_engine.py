@@ -10,7 +10,7 @@ one engine serves sync and async clients.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -110,16 +110,27 @@ class Context:
             "ended_at": self.now(),
         }
 
-    def finish_hits(self, hits: Sequence[tuple[Pending, Any, Any]], *, state: str | None) -> None:
-        """Record cache hits: move claimed items to finished (``state`` None: the caller
-        inserted them finished), and write their ledger rows."""
-        if state is not None:
+    def finish_hits(self, hits: Sequence[tuple[Pending, Any, Any]], *, attempt: str | None) -> int:
+        """Record cache hits: move the items ``attempt`` claimed to finished (``attempt``
+        None: the caller inserted them finished), and write their ledger rows. Returns how
+        many this process finished."""
+        if attempt is not None:
             with self.store.transaction() as conn:
-                for entry, _, stored in hits:
-                    BatchStore.update(conn, entry.item_id, self.hit_changes(stored), state=state)
+                hits = [
+                    hit
+                    for hit in hits
+                    if BatchStore.update(
+                        conn,
+                        hit[0].item_id,
+                        self.hit_changes(hit[2]),
+                        state="submitting",
+                        attempt=attempt,
+                    )
+                ]
+        items = {item.id: item for item in self.store.by_ids([e.item_id for e, _, _ in hits])}
         for entry, outcome, _ in hits:
-            item = self.store.items("id = ?", [entry.item_id])[0]
-            self.accounts.write_row(item, outcome, latency_ms=0.0, call=entry.call)
+            self.accounts.write_row(items[entry.item_id], outcome, latency_ms=0.0, call=entry.call)
+        return len(hits)
 
     def groups(self, misses: Sequence[Pending]) -> list[tuple[str, str, list[Pending]]]:
         """(attempt id, endpoint, requests) per provider batch to create."""
@@ -152,6 +163,19 @@ class Context:
                 )
         return rows
 
+    def requeue(self, holds: Mapping[str, str | None], attempt: str | None) -> list[str]:
+        """Put items that ``attempt`` claimed (ids -> their stored holds) back in the queue;
+        their budget holds are released. Returns the ids this process moved: an item another
+        process has claimed again since is left to it."""
+        for hold in holds.values():
+            self.accounts.settle(hold, None, ok=False)
+        with self.store.transaction() as conn:
+            return [
+                item_id
+                for item_id in holds
+                if BatchStore.update(conn, item_id, _QUEUED, state="submitting", attempt=attempt)
+            ]
+
     def submit(
         self, groups: Sequence[tuple[str, str, list[Pending]]], *, requeue_on_error: bool
     ) -> Steps[list[Submitted]]:
@@ -164,16 +188,31 @@ class Context:
             try:
                 sent = yield from self.driver.submit(self.client, attempt, endpoint, entries)
             except Exception as exc:  # the provider refused or could not be reached
-                retry = requeue_on_error and _retry_later(exc)
-                self._unclaim(attempt, members, exc, requeue=retry)
-                done.append(Submitted(len(members), None, exc))
-                continue
+                found = yield from self._created_anyway(attempt, exc)
+                if found is None:
+                    retry = requeue_on_error and _retry_later(exc)
+                    self._unclaim(attempt, members, exc, requeue=retry)
+                    done.append(Submitted(len(members), None, exc, requeued=retry))
+                    continue
+                sent = (found, None)
             batch_id, file_id = sent
             yield from notify(on_step, "created", batch_id)
             self.record_submitted(attempt, batch_id, endpoint, len(members), file_id)
             done.append(Submitted(len(members), batch_id, None))
             yield from notify(on_step, "submitted", batch_id)
         return done
+
+    def _created_anyway(self, attempt: str, exc: BaseException) -> Steps[str | None]:
+        """The batch a submission that failed may have created all the same: a timeout or a
+        lost connection can come after the provider accepted it. Looked up by the attempt id
+        (OpenAI), so that it is adopted rather than sent again; None if there is none, or if
+        the provider cannot be asked either."""
+        if not _retry_later(exc):
+            return None  # the provider refused the batch: it does not exist
+        try:
+            return (yield from self.driver.find(self.client, attempt))
+        except Exception:
+            return None
 
     def record_submitted(
         self, attempt: str, batch_id: str, endpoint: str, count: int, file_id: str | None
@@ -209,41 +248,55 @@ class Context:
                 stacklevel=3,
             )
 
+    def fail(
+        self, items: Sequence[tuple[str, str | None]], error: BatchItemError, *, attempt: str
+    ) -> int:
+        """End claimed items (``(id, stored hold)``) without an answer: their holds are
+        released, and each that ``attempt`` still held gets its error row. Returns how many."""
+        for _, hold in items:
+            self.accounts.settle(hold, None, ok=False)
+        changes = {
+            "state": "failed",
+            "error": dumps(error.to_json()),
+            "request": None,
+            "ended_at": self.now(),
+        }
+        with self.store.transaction() as conn:
+            moved = [
+                item_id
+                for item_id, _ in items
+                if BatchStore.update(conn, item_id, changes, state="submitting", attempt=attempt)
+            ]
+        for item in self.store.by_ids(moved):
+            self.accounts.write_row(item, self.accounts.failed(error), latency_ms=0.0)
+        return len(moved)
+
     def _unclaim(
         self, attempt: str, members: Sequence[Pending], exc: BaseException, *, requeue: bool
     ) -> None:
-        for entry in members:
-            self.accounts.settle(entry.hold, None, ok=False)
+        holds = {m.item_id: m.hold for m in members}
+        if requeue:
+            self.requeue(holds, attempt)
+            return
         error = BatchItemError(
             f"the batch could not be submitted: {type(exc).__name__}: {exc}", kind="rejected"
-        ).to_json()
-        with self.store.transaction() as conn:
-            for entry in members:
-                changes: dict[str, Any] = (
-                    {"state": "queued", "attempt": None, "lease_until": None, "hold": None}
-                    if requeue
-                    else {
-                        "state": "failed",
-                        "error": dumps(error),
-                        "request": None,
-                        "ended_at": self.now(),
-                    }
-                )
-                BatchStore.update(conn, entry.item_id, changes, state="submitting")
-        if not requeue:
-            for item in self.store.by_ids([m.item_id for m in members]):
-                self.accounts.write_row(
-                    item, self.accounts.failed(BatchItemError.from_json(error)), latency_ms=0.0
-                )
+        )
+        self.fail(list(holds.items()), error, attempt=attempt)
+
+
+#: An item back in the queue: unclaimed, holding no budget.
+_QUEUED = {"state": "queued", "attempt": None, "lease_until": None, "hold": None}
 
 
 @dataclass(frozen=True, slots=True)
 class Submitted:
-    """One group's submission: the batch that carries it, or why there is none."""
+    """One group's submission: the batch that carries it, or why there is none (and whether
+    its requests went back to the queue rather than failing)."""
 
     requests: int
     batch_id: str | None
     error: BaseException | None
+    requeued: bool = False
 
 
 #: Refusals of the batch itself (its content): submitting it again cannot help.

@@ -192,12 +192,19 @@ class BatchStore:
 
     @staticmethod
     def update(
-        conn: sqlite3.Connection, item_id: str, changes: Mapping[str, Any], *, state: str
+        conn: sqlite3.Connection,
+        item_id: str,
+        changes: Mapping[str, Any],
+        *,
+        state: str,
+        attempt: str | None = None,
     ) -> bool:
-        """Change an item still in ``state``; False if another process moved it on first."""
+        """Change an item still in ``state`` (and, given ``attempt``, still claimed by that
+        attempt); False if another process moved it on, or claimed it again, first."""
         sets = ", ".join(f'"{name}" = ?' for name in changes)
+        where = "id = ? AND state = ?" + ("" if attempt is None else " AND attempt = ?")
         cursor = conn.execute(
-            f"UPDATE batch_items SET {sets} WHERE id = ? AND state = ?",
-            [*changes.values(), item_id, state],
+            f"UPDATE batch_items SET {sets} WHERE {where}",
+            [*changes.values(), item_id, state, *(() if attempt is None else (attempt,))],
         )
         return cursor.rowcount == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -78,7 +79,8 @@ class BatchOptions:
         again once this long has passed.
     :param reservation_ttl_s: how long a batch's budget reservation is held (a batch may take
         24 hours to end).
-    :param max_items: submit at most this many queued requests per flush (None: all).
+    :param max_items: submit at most this many queued requests per flush (None: all; 0: only
+        collect).
     :param sleep: how the sync APIs wait (injectable: tests record the waits instead of
         waiting).
     :param asleep: how the async APIs (``abatch``, ``aflush_deferred``, ``aresolve``) wait: an
@@ -115,6 +117,18 @@ class BatchOptions:
                 raise ConfigurationError(f"BatchOptions.{name} must be >= 0, got {value!r}")
         if not isinstance(self.backoff, int | float) or self.backoff < 1:
             raise ConfigurationError(f"BatchOptions.backoff must be >= 1, got {self.backoff!r}")
+        ttl = self.reservation_ttl_s
+        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 < ttl < math.inf:
+            raise ConfigurationError(
+                f"BatchOptions.reservation_ttl_s must be positive seconds, got {ttl!r}"
+            )
+        items = self.max_items
+        if items is not None and (
+            isinstance(items, bool) or not isinstance(items, int) or items < 0
+        ):
+            raise ConfigurationError(
+                f"BatchOptions.max_items must be None or an int >= 0, got {items!r}"
+            )
         for name in ("sleep", "asleep", "clock", "on_progress", "on_step"):
             optional = name.startswith("on_")
             require_callable(f"BatchOptions.{name}", getattr(self, name), optional=optional)
@@ -200,7 +214,8 @@ class BatchItemError(CostGuardError):
 
 class BatchNotReadyError(CostGuardError):
     """``wait=True`` gave up before every batch ended (``timeout_s``). Nothing is lost: the
-    batches keep running; ``handle`` collects them later with ``guard.resolve``."""
+    batches keep running; ``handle`` collects them later with ``guard.resolve`` (after
+    ``guard.flush_deferred(wait=True)`` it is empty: a later flush collects them)."""
 
     def __init__(self, message: str, *, handle: str) -> None:
         super().__init__(message)

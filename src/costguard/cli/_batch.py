@@ -32,13 +32,21 @@ _PROVIDERS = ("openai", "anthropic")
 
 
 def _guard(path: Path) -> CostGuardClient:
-    """A guard on the ledger, with the budgets the application recorded there."""
+    """A guard on the ledger, with the budgets the application's guard recorded there.
+
+    The budgets of scopes (recorded under ``scope:`` names) are left out: they apply only to
+    requests deferred inside such a scope, and each of those carries its own."""
     from .. import CostGuardClient
     from ..spend._budget import BudgetBook
 
     books = BudgetBook.published(path)
     try:
-        budgets = [budget for book in books for budget in book.budgets]
+        budgets = [
+            budget
+            for book in books
+            for budget in book.budgets
+            if not str(budget.name).startswith("scope:")
+        ]
         zone = str(books[0].timezone) if books else "UTC"
     finally:
         for book in books:

@@ -24,6 +24,7 @@ cancelled, with some of its requests done first.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections import deque
@@ -258,10 +259,7 @@ class FakeBatches:
         if job is None or job.provider != "openai":
             return self._openai_error(404, f"No batch found with id '{ident}'.")
         if action == "cancel":
-            if job.state == "running":
-                job.state = "cancelling"
-                job.final = "cancelled"
-                job.done_at_end = job.done
+            _cancel(job)
             return json_response(200, self._openai_json(job))
         self._advance(job)
         return json_response(200, self._openai_json(job))
@@ -330,22 +328,15 @@ class FakeBatches:
         return self._answer("openai", label, body)
 
     def _openai_list(self, request: httpx2.Request) -> httpx2.Response:
-        jobs = [j for j in reversed(self._jobs.values()) if j.provider == "openai"]
-        after = request.url.params.get("after")
-        if after:
-            ids = [j.id for j in jobs]
-            jobs = jobs[ids.index(after) + 1 :] if after in ids else []
-        limit = int(request.url.params.get("limit") or 20)
-        page = jobs[:limit]
-        data = [self._openai_json(j) for j in page]
+        page, more = self._page("openai", request, "after")
         return json_response(
             200,
             {
                 "object": "list",
-                "data": data,
+                "data": [self._openai_json(j) for j in page],
                 "first_id": page[0].id if page else None,
                 "last_id": page[-1].id if page else None,
-                "has_more": len(jobs) > limit,
+                "has_more": more,
             },
         )
 
@@ -458,10 +449,7 @@ class FakeBatches:
             del self._jobs[job.id]
             return json_response(200, {"id": job.id, "type": "message_batch_deleted"})
         if action == "cancel":
-            if job.state == "running":
-                job.state = "cancelling"
-                job.final = "cancelled"
-                job.done_at_end = job.done
+            _cancel(job)
             return json_response(200, self._anthropic_json(job))
         self._advance(job)
         return json_response(200, self._anthropic_json(job))
@@ -497,18 +485,12 @@ class FakeBatches:
         return json_response(200, self._anthropic_json(job))
 
     def _anthropic_list(self, request: httpx2.Request) -> httpx2.Response:
-        jobs = [j for j in reversed(self._jobs.values()) if j.provider == "anthropic"]
-        after = request.url.params.get("after_id")
-        if after:
-            ids = [j.id for j in jobs]
-            jobs = jobs[ids.index(after) + 1 :] if after in ids else []
-        limit = int(request.url.params.get("limit") or 20)
-        page = jobs[:limit]
+        page, more = self._page("anthropic", request, "after_id")
         return json_response(
             200,
             {
                 "data": [self._anthropic_json(j) for j in page],
-                "has_more": len(jobs) > limit,
+                "has_more": more,
                 "first_id": page[0].id if page else None,
                 "last_id": page[-1].id if page else None,
             },
@@ -562,6 +544,16 @@ class FakeBatches:
         job.results = b"".join(lines)
 
     # -- shared ------------------------------------------------------------------------------
+
+    def _page(self, provider: str, request: httpx2.Request, after: str) -> tuple[list[_Job], bool]:
+        """One page of a list request, newest first: (its batches, whether more follow)."""
+        jobs = [j for j in reversed(self._jobs.values()) if j.provider == provider]
+        cursor = request.url.params.get(after)
+        if cursor:
+            ids = [j.id for j in jobs]
+            jobs = jobs[ids.index(cursor) + 1 :] if cursor in ids else []
+        limit = int(request.url.params.get("limit") or 20)
+        return jobs[:limit], len(jobs) > limit
 
     def _next_script(self, provider: str) -> _Script | None:
         for index, script in enumerate(self._scripts):
@@ -621,6 +613,14 @@ class FakeBatches:
             self._finish_anthropic(job)
 
 
+def _cancel(job: _Job) -> None:
+    """A cancel request: a running batch stops taking requests and ends at the next poll."""
+    if job.state == "running":
+        job.state = "cancelling"
+        job.final = "cancelled"
+        job.done_at_end = job.done
+
+
 _UNDONE = {
     "expired": (
         "batch_expired",
@@ -643,8 +643,6 @@ def _openai_lines(
     content: bytes, endpoint: str
 ) -> tuple[list[tuple[str, Mapping[str, Any]]], list[dict[str, Any]]]:
     """The (custom_id, body) of each line, or the validation errors the API would report."""
-    import json
-
     lines: list[tuple[str, Mapping[str, Any]]] = []
     errors: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -707,8 +705,6 @@ def _anthropic_problem(entry: object, seen: set[str]) -> str | None:
 
 
 def _json(request: httpx2.Request) -> Mapping[str, Any]:
-    import json
-
     try:
         value = json.loads(request.content or b"{}")
     except ValueError:
