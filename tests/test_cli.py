@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import json
+import sys
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -185,3 +189,124 @@ def test_budget_status_shows_spent_reserved_remaining_and_a_bar(
     assert main(["budget", "status", "--ledger", str(path), "--json"]) == 0
     rows = {r["budget"]: r for r in json.loads(capsys.readouterr().out)}
     assert Decimal(rows["app"]["spent_usd"]) + Decimal(rows["app"]["remaining_usd"]) == 1
+
+
+def _scoped_ledger(path: Path, feature: str) -> Path:
+    with costguard.CostGuardClient(ledger=path, cache=None) as guard:
+        client = guard.wrap(FakeProvider().openai())
+        with guard.scope(feature=feature, user=feature):
+            client.chat.completions.create(model="gpt-4o-mini", messages=HI)
+    return path
+
+
+@pytest.mark.parametrize("name", ["[/bold]", "[red]x[/red]", "[link=file:///etc]y"])
+def test_terminal_tables_show_names_as_text_not_markup(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+) -> None:
+    """In a terminal, a feature named like rich markup is shown as it is, never interpreted."""
+    from costguard.cli import _common
+
+    path = _scoped_ledger(tmp_path / "l.db", name)
+    monkeypatch.setattr(_common, "rich_output", lambda: True)
+    monkeypatch.setenv("COLUMNS", "200")
+    for argv in (["report", "--group-by", "feature"], ["ledger", "tail"]):
+        assert main([*argv, "--ledger", str(path)]) == 0
+        captured = capsys.readouterr()
+        assert name in captured.out and captured.err == ""
+
+
+def test_plain_tables_escape_control_characters_and_align_wide_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A name with a newline stays on its row, written `\\n`; wide characters keep columns."""
+    path = tmp_path / "l.db"
+    for feature in ("a\nb\x1b[2J", "日本語", "plain"):
+        _scoped_ledger(path, feature)
+    assert main(["report", "--ledger", str(path), "--group-by", "feature"]) == 0
+    table = capsys.readouterr().out.split("\n\n")[0].splitlines()
+    assert len(table) == 5  # header, rule and one line per feature
+    assert any(line.startswith("a\\nb\\x1b[2J ") for line in table)
+    assert "\x1b" not in "".join(table)
+    wide = next(line for line in table if line.startswith("日本語"))
+    narrow = next(line for line in table if line.startswith("plain"))
+    calls_end = table[0].index("calls") + len("calls") - 1
+    assert narrow.index("1") == calls_end  # the call count, right-aligned under "calls"
+    assert wide.index("1") == calls_end - 3  # three characters two columns wide each
+
+
+def test_dates_are_utc_and_relative_ones_count_back_from_now() -> None:
+    """An ISO time with an offset is the same instant in UTC; `12h` is twelve hours before now."""
+    from costguard.cli._common import when
+
+    now = datetime(2026, 11, 21, 12, tzinfo=UTC)
+    assert when("2026-11-01T05:00+05:00") == datetime(2026, 11, 1, tzinfo=UTC)
+    assert when("2026-11-01T05:00+05:00").tzinfo is UTC
+    assert when("2026-11-01") == datetime(2026, 11, 1, tzinfo=UTC)
+    assert when(" 12h ", now=now) == datetime(2026, 11, 21, tzinfo=UTC)
+
+
+def test_report_dates_out_of_range_are_one_line(
+    ledger_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--since 99999999999d` is a usage error with one line, not an OverflowError."""
+    assert main(["report", "--ledger", str(ledger_path), "--since", "99999999999d"]) == 2
+    err = capsys.readouterr().err
+    assert err == "costguard: date '99999999999d' is out of range\n"
+
+
+def test_negative_amounts_put_the_sign_before_the_dollar() -> None:
+    """-0.05 USD reads `-$0.0500`, -2 USD `-$2.00` and a tiny negative amount in full."""
+    from costguard.cli._common import usd
+
+    assert usd(Decimal("-0.05")) == "-$0.0500"
+    assert usd(Decimal("-2")) == "-$2.00"
+    assert usd(Decimal("-0.000001")) == "-$0.000001"
+    assert usd(Decimal("-0")) == "$0"
+
+
+class _FullDisk(io.StringIO):
+    def write(self, text: str) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def flush(self) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_output_that_cannot_be_written_is_one_line_and_exit_1(
+    ledger_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stdout on a full disk: `costguard: No space left on device`, exit 1, no traceback."""
+    monkeypatch.setattr(sys, "stdout", _FullDisk())
+    assert main(["report", "--ledger", str(ledger_path)]) == 1
+    assert capsys.readouterr().err == "costguard: No space left on device\n"
+
+
+def test_budget_status_of_a_file_that_is_not_a_ledger_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`budget status` on junk: one `costguard:` line naming the file, exit 1."""
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a database")
+    assert main(["budget", "status", "--ledger", str(junk)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("costguard: cannot read the budgets in ledger ") and err.count("\n") == 1
+
+
+def test_cache_commands_on_an_unusable_cache_fail_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cache directory that is a file: `clear` and `stats` say so in one line, exit 2,
+    instead of a warning and a claim that 0 entries were removed."""
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file, not a directory")
+    for argv in (["cache", "clear"], ["cache", "stats"]):
+        assert main([*argv, "--dir", str(blocked)]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err.startswith(f"costguard: the cache at {blocked} cannot be opened: ")
+        assert captured.err.count("\n") == 1
+    assert main(["cache", "stats", "--dir", str(blocked), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["usable"] is False

@@ -357,6 +357,49 @@ def test_export_into_a_read_only_directory_fails_cleanly(
         locked.chmod(0o700)
 
 
+def test_export_with_a_terminal_on_stderr_keeps_stdout_pure(
+    dated: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`export > file` run from a terminal: the progress bar stays off stdout, so the CSV is
+    exactly the rows (no stray blank line)."""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["ledger", "export", "--ledger", str(dated)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 6 and out.endswith("\n") and not out.endswith("\n\n")
+    assert len(list(csv.DictReader(io.StringIO(out)))) == 5
+
+
+def test_export_to_a_terminal_draws_no_bar_over_the_rows(
+    dated: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the rows go to the terminal itself, no progress bar is drawn across them."""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(["ledger", "export", "--ledger", str(dated)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "exported 5 calls to stdout (csv)\n"
+    assert len(list(csv.DictReader(io.StringIO(captured.out)))) == 5
+
+
+def test_tail_with_a_huge_count_shows_every_call(
+    dated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A count beyond what SQLite can take is just "all of them", not a traceback."""
+    rows = _json(capsys, "ledger", "tail", "-n", str(10**30), "--ledger", str(dated), "--json")
+    assert [r["feature"] for r in rows] == ["f1", "f2", "f3", "f4", "f5"]
+
+
+@pytest.mark.parametrize("when", ["99999999999d", "0001-01-01T00:00+01:00", "9999999999w"])
+def test_dates_out_of_range_are_one_line(
+    dated: Path, capsys: pytest.CaptureFixture[str], when: str
+) -> None:
+    """A relative or ISO date beyond the calendar is a usage error, not a traceback."""
+    err = _one_line(capsys, "ledger", "export", "--ledger", str(dated), "--since", when)
+    assert f"date {when!r} is out of range" in err
+    err = _one_line(capsys, "ledger", "prune", "--ledger", str(dated), "--before", when)
+    assert "out of range" in err
+
+
 # -- backup ---------------------------------------------------------------------------------
 
 

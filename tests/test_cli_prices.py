@@ -189,3 +189,15 @@ def test_prices_with_a_price_file_shows_its_models(
     prices.write_text(json.dumps({"models": {"acme-1": {"base": {"input": 1, "output": 2}}}}))
     assert main(["prices", "acme-1", "--prices", str(prices)]) == 0
     assert "acme-1" in capsys.readouterr().out
+
+
+def test_rates_written_with_an_exponent_print_in_full(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A price file's `1e1` and `2.50` are listed as `$10` and `$2.5`, never `$1E+1`."""
+    prices = tmp_path / "prices.json"
+    rates = {"input": "1e1", "output": "2.50", "cache_read": "1E-1"}
+    prices.write_text(json.dumps({"models": {"acme-1": {"base": rates}}}))
+    assert main(["prices", "acme-1", "--prices", str(prices)]) == 0
+    row = capsys.readouterr().out.splitlines()[-1].split()
+    assert row[:5] == ["acme-1", "openai", "$10", "$2.5", "$0.1"]

@@ -434,3 +434,34 @@ def test_html_writes_one_file_and_says_where(
     code, out, _ = run(capsys, "--ledger", str(mixed), "--html", str(target))
     assert code == 0 and out.startswith(f"wrote {target}: $") and out.count("\n") == 1
     assert target.read_text(encoding="utf-8").startswith("<!doctype html>")
+
+
+def test_html_replaces_the_file_whole_and_owner_only(
+    mixed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--html over an old page swaps in the new one by rename: readable by you only (it holds
+    feature and user names), with no temporary file left beside it."""
+    target = tmp_path / "out" / "report.html"
+    target.parent.mkdir()
+    target.write_text("old page")
+    target.chmod(0o644)
+    code, _, _ = run(capsys, "--ledger", str(mixed), "--html", str(target))
+    assert code == 0 and target.read_text(encoding="utf-8").startswith("<!doctype html>")
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in target.parent.iterdir()] == ["report.html"]
+
+
+def test_the_rest_row_says_when_it_holds_unpriced_calls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --top 1, the "(N more)" rows of features, users and models are marked
+    `+ unpriced` when the calls they fold in include unpriced ones."""
+    path = write(
+        tmp_path / "l.db",
+        record(feature="big", user="u1", usage=Usage(10_000, output_tokens=1000)),
+        record(feature="mystery", user="u2", requested_model="my-finetune"),
+    )
+    code, out, _ = run(capsys, "--ledger", str(path), "--top", "1")
+    assert code == 0
+    rest = [line for line in out.splitlines() if line.startswith("(1 more)")]
+    assert len(rest) == 3 and all("$0 + unpriced" in line for line in rest)

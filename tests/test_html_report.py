@@ -228,3 +228,17 @@ def test_the_page_renders_to_a_real_screenshot(ledger: Path, tmp_path: Path) -> 
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert int.from_bytes(png[16:20], "big") == 1280 and int.from_bytes(png[20:24], "big") == 2000
     assert len(png) > 40_000  # charts, text and colour: far from a blank page
+
+
+def test_the_folded_bar_says_when_it_holds_unpriced_calls(tmp_path: Path) -> None:
+    """With --top 1, the bar folding the other features is labelled `+ unpriced` when they
+    include a call that had no price, as the bars it folds would be."""
+    path = tmp_path / "l.db"
+    with Ledger(path) as led:
+        led.write(_call(0, "gpt-4o", "big", "u1", usage=Usage(input_tokens=10_000)))
+        led.write(_call(0, "my-finetune", "mystery", "u2"))
+        led.write(_call(0, "gpt-4o-mini", "small", "u3"))
+    data = _embedded(_render(path, tmp_path / "r.html", "--top", "1"))
+    assert [f["name"] for f in data["features"]] == ["big", "2 other features"]
+    assert data["features"][-1]["label"].endswith(" + unpriced")
+    assert data["users"][-1]["label"].endswith(" + unpriced")

@@ -2,7 +2,8 @@
 
 Each command lives in its own module with a ``register(commands)`` that adds its parser;
 :func:`parser` assembles them (the docs generate the CLI reference from it). Errors a user can
-fix are one line on stderr with exit code 2; a costguard error is one line with exit code 1.
+fix are one line on stderr with exit code 2; a costguard error, or output that cannot be
+written (a full disk), is one line with exit code 1.
 """
 
 from __future__ import annotations
@@ -45,13 +46,33 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def _drop_stdout() -> None:
+    """Point stdout at the null device, so the exit flush cannot fail a second time."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file descriptor: nothing to flush
+        return
+    os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``costguard`` with ``argv`` (default: the command line); return the exit code."""
     args = parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a failed write (a full disk) is reported here, not at exit
+        return code
     except BrokenPipeError:  # `costguard report | head`: the reader left; so do we, quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _drop_stdout()
         return 0
+    except OSError as exc:  # the output could not be written: one line, not a traceback
+        try:
+            sys.stdout.flush()
+        except OSError:
+            _drop_stdout()
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"costguard: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except CLIError as exc:
         print(f"costguard: {exc}", file=sys.stderr)
         return 2

@@ -3,35 +3,52 @@
 from __future__ import annotations
 
 import argparse
-import json
+import sqlite3
 
-from ._common import CLIError, bar, emit_table, ledger_path, plain, usd
+from ._common import (
+    CLIError,
+    add_json_option,
+    add_ledger_option,
+    bar,
+    emit_json,
+    emit_table,
+    ledger_path,
+    plain,
+    usd,
+)
 
 __all__ = ["register"]
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from .._errors import LedgerError
     from ..spend._budget import BudgetBook
 
     path = ledger_path(args.ledger)
-    books = BudgetBook.published(path)
-    statuses = [status for book in books for status in book.status()]
-    for book in books:
-        book.close()
+    try:
+        books = BudgetBook.published(path)
+        try:
+            statuses = [status for book in books for status in book.status()]
+        finally:
+            for book in books:
+                book.close()
+    except sqlite3.Error as exc:  # not a ledger, or a damaged one: a costguard error
+        raise LedgerError(f"cannot read the budgets in ledger {path}: {exc}") from exc
     if args.json:
-        rows = [
-            {
-                "budget": s.budget,
-                "key": s.key,
-                "period": s.period,
-                "limit_usd": plain(s.limit),
-                "spent_usd": plain(s.spent),
-                "reserved_usd": plain(s.reserved),
-                "remaining_usd": plain(s.remaining),
-            }
-            for s in statuses
-        ]
-        print(json.dumps(rows, indent=2))
+        emit_json(
+            [
+                {
+                    "budget": s.budget,
+                    "key": s.key,
+                    "period": s.period,
+                    "limit_usd": plain(s.limit),
+                    "spent_usd": plain(s.spent),
+                    "reserved_usd": plain(s.reserved),
+                    "remaining_usd": plain(s.remaining),
+                }
+                for s in statuses
+            ]
+        )
         return 0
     if not statuses:
         raise CLIError(f"no budgets are recorded in {path}")
@@ -52,9 +69,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this command's parser to ``commands``."""
     budget = commands.add_parser("budget", help="budgets recorded in the ledger")
     budget_commands = budget.add_subparsers(dest="budget_command", required=True)
     status = budget_commands.add_parser("status", help="spent, reserved and remaining")
-    status.add_argument("--ledger", help="ledger file (default: $COSTGUARD_HOME or the data dir)")
-    status.add_argument("--json", action="store_true", help="machine-readable output")
+    add_ledger_option(status)
+    add_json_option(status)
     status.set_defaults(func=_cmd_status)

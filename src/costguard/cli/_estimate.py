@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._common import CLIError, emit_table, plain, usd
+from ._common import CLIError, add_json_option, emit_json, emit_table, plain, price_table, usd
 
 if TYPE_CHECKING:
     from .._projection import Projection
@@ -82,13 +83,6 @@ def _models(given: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _price_table(prices_file: str | None) -> PriceTable:
-    from ..pricing import PriceTable
-
-    table = PriceTable.default()
-    return table.merged(prices_file) if prices_file else table
-
-
 def _priced(table: PriceTable, names: Sequence[str]) -> list[tuple[str, ModelPrice]]:
     found = [(name, table.get(name)) for name in names]
     unknown = [name for name, price in found if price is None]
@@ -154,6 +148,18 @@ def _count_prompt(prompt: Any, name: str, price: ModelPrice, path: str) -> int:
         raise CLIError(f"prompt file {path}: {exc}") from None
 
 
+@dataclass(frozen=True, slots=True)
+class _Estimate:
+    """The workload as given, and each model's projection of it."""
+
+    projections: Sequence[tuple[str, Projection]]
+    per_day: Decimal
+    safety: Decimal
+    hit_rate: Decimal | None  # None: no --cache-hit-rate, so no cache columns
+    version: str
+    days: int
+
+
 def _cmd_estimate(args: argparse.Namespace) -> int:
     from .._projection import DAYS_PER_MONTH, project_monthly_cost
 
@@ -165,7 +171,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         input_tokens = _token_count(args.input_tokens, "--input-tokens", allow_zero=False)
     safety = _safety_factor(args.safety_factor)
     hit_rate = _hit_rate(args.cache_hit_rate) if args.cache_hit_rate is not None else None
-    table = _price_table(args.prices)
+    table = price_table(args.prices)
     priced = _priced(table, names)
     prompt = _read_prompt(args.prompt_file) if args.prompt_file else None
 
@@ -184,10 +190,11 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         )
         projections.append((name, projection))
 
+    estimate = _Estimate(projections, per_day, safety, hit_rate, table.version, DAYS_PER_MONTH)
     if args.json:
-        _print_json(projections, per_day, safety, hit_rate, table.version, DAYS_PER_MONTH)
+        _print_json(estimate)
         return 0
-    _print_table(projections, per_day, safety, hit_rate, table.version, DAYS_PER_MONTH)
+    _print_table(estimate)
     if prompt is not None and any(p.provider == "anthropic" for _, p in priced):
         print("Claude prompt tokens are an estimate (Anthropic's tokenizer is not public).")
     return 0
@@ -201,20 +208,14 @@ def _percent(rate: Decimal) -> str:
     return f"{plain(rate * 100)}%"
 
 
-def _print_table(
-    projections: Sequence[tuple[str, Projection]],
-    per_day: Decimal,
-    safety: Decimal,
-    hit_rate: Decimal | None,
-    version: str,
-    days: int,
-) -> None:
+def _print_table(estimate: _Estimate) -> None:
+    safety, hit_rate = estimate.safety, estimate.hit_rate
     headers = ["model", "in tok", "out tok", "per request", "per month"]
     headers += [f"plan ({_factor(safety)})", "batch/month"]
     if hit_rate is not None:
         headers += [f"{_percent(hit_rate)} cached", "saved"]
     rows = []
-    for name, p in projections:
+    for name, p in estimate.projections:
         row = [
             name,
             f"{p.input_tokens:,}",
@@ -227,10 +228,10 @@ def _print_table(
         if hit_rate is not None:
             row += [usd(p.cached_usd), usd(p.cache_saving_usd)]
         rows.append(row)
-    requests = projections[0][1].requests_per_month
+    requests = estimate.projections[0][1].requests_per_month
     title = (
-        f"{_count(per_day)} requests/day x {days} days = {_count(requests)} requests/month"
-        f" (prices: table {version})"
+        f"{_count(estimate.per_day)} requests/day x {estimate.days} days"
+        f" = {_count(requests)} requests/month (prices: table {estimate.version})"
     )
     emit_table(headers, rows, title=title)
     notes = [
@@ -253,23 +254,17 @@ def _count(value: Decimal) -> str:
     return plain(value)
 
 
-def _print_json(
-    projections: Sequence[tuple[str, Projection]],
-    per_day: Decimal,
-    safety: Decimal,
-    hit_rate: Decimal | None,
-    version: str,
-    days: int,
-) -> None:
+def _print_json(estimate: _Estimate) -> None:
     def money(value: Decimal | None) -> str | None:
         return None if value is None else plain(value)
 
+    cached = estimate.hit_rate is not None
     out: dict[str, Any] = {
-        "price_version": version,
-        "requests_per_day": plain(per_day),
-        "days_per_month": days,
-        "safety_factor": plain(safety),
-        "cache_hit_rate": None if hit_rate is None else plain(hit_rate),
+        "price_version": estimate.version,
+        "requests_per_day": plain(estimate.per_day),
+        "days_per_month": estimate.days,
+        "safety_factor": plain(estimate.safety),
+        "cache_hit_rate": None if estimate.hit_rate is None else plain(estimate.hit_rate),
         "models": [
             {
                 "model": name,
@@ -281,13 +276,13 @@ def _print_json(
                 "monthly_usd": money(p.monthly_usd),
                 "planned_usd": money(p.planned_usd),
                 "batch_monthly_usd": money(p.batch_monthly_usd),
-                "cached_monthly_usd": money(p.cached_usd) if hit_rate is not None else None,
-                "cache_saving_usd": money(p.cache_saving_usd) if hit_rate is not None else None,
+                "cached_monthly_usd": money(p.cached_usd) if cached else None,
+                "cache_saving_usd": money(p.cache_saving_usd) if cached else None,
             }
-            for name, p in projections
+            for name, p in estimate.projections
         ],
     }
-    print(json.dumps(out, indent=2))
+    emit_json(out)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -342,5 +337,5 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     estimate.add_argument(
         "--prices", metavar="FILE", help="a price file to add to the shipped table"
     )
-    estimate.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json_option(estimate)
     estimate.set_defaults(func=_cmd_estimate)

@@ -22,7 +22,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ._common import plain, usd
+from ._common import cost_text, percent, plain, usd
 
 if TYPE_CHECKING:
     from ..ledger import SummaryRow
@@ -279,11 +279,6 @@ def _script_json(data: object) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _pct(fraction: float) -> str:
-    text = f"{fraction * 100:.1f}".removesuffix(".0")
-    return f"{text}%"
-
-
 def _named(value: str | None, none: str) -> str:
     return none if value is None else value
 
@@ -292,7 +287,7 @@ def _folded(slices: Sequence[Slice], top: int, none: str, kind: str) -> list[dic
     """The ``top`` most expensive slices, then one bar for the rest."""
     out = [
         {"name": _named(s.key, none), "usd": plain(s.cost_usd), "calls": s.calls}
-        | {"label": usd(s.cost_usd) + (" + unpriced" if s.unpriced else "")}
+        | {"label": cost_text(s.cost_usd, s.unpriced)}
         for s in slices[:top]
     ]
     rest = slices[top:]
@@ -302,16 +297,12 @@ def _folded(slices: Sequence[Slice], top: int, none: str, kind: str) -> list[dic
             {
                 "name": f"{len(rest)} other {kind}",
                 "usd": plain(cost),
-                "label": usd(cost),
+                "label": cost_text(cost, sum(s.unpriced for s in rest)),
                 "calls": sum(s.calls for s in rest),
                 "color": _OTHER_COLOUR,
             }
         )
     return out
-
-
-def _money(value: Decimal) -> str:
-    return f"-{usd(-value)}" if value < 0 else usd(value)
 
 
 def chart_data(board: Dashboard, *, top: int = 10) -> dict[str, Any]:
@@ -377,7 +368,7 @@ def chart_data(board: Dashboard, *, top: int = 10) -> dict[str, Any]:
             {
                 "name": name,
                 "usd": plain(saving.usd),
-                "label": ("up to " if saving.upper_bound else "") + _money(saving.usd),
+                "label": ("up to " if saving.upper_bound else "") + usd(saving.usd),
                 "calls": saving.calls,
                 "color": color if saving.usd >= 0 else "#e15759",
             }
@@ -474,15 +465,15 @@ def render_html(
         [
             _card(usd(board.cost_usd), f"spent over {board.calls:,} calls"),
             _card(
-                _pct(board.cache_hit_rate),
+                percent(board.cache_hit_rate),
                 f"cache hit rate ({board.cache_hits:,} calls), saved {usd(s.cache.usd)}",
             ),
-            _card(_money(s.exact_usd), f"saved (plus up to {usd(s.capping.usd)} by output caps)"),
+            _card(usd(s.exact_usd), f"saved (plus up to {usd(s.capping.usd)} by output caps)"),
             _card(
-                _pct(board.cheaper_share),
+                percent(board.cheaper_share),
                 f"of calls sent to a cheaper model ({s.cheaper_calls:,})",
             ),
-            _card(_pct(board.error_rate), f"error rate ({board.errors:,} calls)"),
+            _card(percent(board.error_rate), f"error rate ({board.errors:,} calls)"),
             _card(f"{board.unpriced:,}", "unpriced calls"),
         ]
     )

@@ -7,10 +7,8 @@ rows that dead writers left in their journals, so it sees every finished call.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -18,15 +16,28 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ._common import CLIError, emit_table, ledger_path, plain, progress, usd, when
+from ._common import (
+    DATE_HELP,
+    CLIError,
+    add_json_option,
+    add_ledger_option,
+    add_range_options,
+    emit_json,
+    emit_table,
+    ledger_path,
+    output_file,
+    plain,
+    progress,
+    time_range,
+    usd,
+    when,
+)
 
 if TYPE_CHECKING:
     from ..ledger._maintenance import Format
 
 __all__ = ["register"]
 
-_LEDGER_HELP = "ledger file (default: $COSTGUARD_HOME or the user data dir)"
-_DATE_HELP = "YYYY-MM-DD, ISO time, or 7d / 12h / 2w (ago)"
 _SUFFIXES: dict[str, Format] = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
@@ -81,7 +92,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
             "pending_rows": s.pending_rows,
             "created_at": s.created_at and s.created_at.isoformat(),
         }
-        print(json.dumps(out, indent=2))
+        emit_json(out)
         return 0
     if s.schema_version == s.schema_latest:
         schema = f"{s.schema_version} (current)"
@@ -123,7 +134,7 @@ def _cmd_tail(args: argparse.Namespace) -> int:
     path = ledger_path(args.ledger)
     rows = recent_rows(path, count)
     if args.json:
-        print(json.dumps([_json_ready(r) for r in rows], indent=2))
+        emit_json([_json_ready(r) for r in rows])
         return 0
     if not rows:
         raise CLIError(f"the ledger at {path} has no calls yet")
@@ -168,60 +179,34 @@ def _format(args: argparse.Namespace) -> Format:
 
 @contextmanager
 def _output(target: str | None, *, force: bool) -> Iterator[TextIO]:
-    """stdout, or ``target`` written through a temporary file and renamed into place when
-    complete (owner-only), so a failed export leaves nothing half-written behind."""
+    """stdout, or ``target`` written whole or not at all, owner-only (see ``output_file``)."""
     if target is None or target == "-":
         yield sys.stdout
         return
     path = Path(target)
     if path.is_dir() or target.endswith(("/", os.sep)):
         raise CLIError(f"cannot write {target}: it is a directory, give a file name")
-    if path.exists() and not path.is_file():  # /dev/stdout, a named pipe: write straight in
-        try:
-            with open(path, "w", encoding="utf-8", newline="") as special:
-                yield special
-        except OSError as exc:
-            raise CLIError(f"cannot write {path}: {exc.strerror or exc}") from None
-        return
-    if path.exists() and not force:
+    if path.is_file() and not force:
         raise CLIError(f"{path} already exists: pass --force to replace it")
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise CLIError(f"cannot write {path}: {exc.strerror or exc}") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as file:
-            yield file
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise CLIError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _range(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
-    since = when(args.since) if args.since else None
-    until = when(args.until) if args.until else None
-    if since is not None and until is not None and since >= until:
-        raise CLIError(f"--since ({args.since}) must be before --until ({args.until})")
-    return since, until
+    with output_file(path) as file:
+        yield file
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from ..ledger._maintenance import columns, count_calls, iter_rows, settle, write_rows
 
     fmt = _format(args)
-    since, until = _range(args)
+    since, until = time_range(args.since, args.until)
     path = ledger_path(args.ledger)
     settle(path)
     total = count_calls(path, since=since, until=until)
     names = columns(path)
     with _output(args.output, force=args.force) as out:
         rows = iter_rows(path, since=since, until=until, decode_json=fmt == "jsonl")
-        written = write_rows(progress(rows, total=total, label="exporting"), out, fmt, names)
+        # No bar when the rows themselves go to the terminal: it would be drawn over them.
+        bar = not (out is sys.stdout and sys.stdout.isatty())
+        watched = progress(rows, total=total, label="exporting") if bar else rows
+        written = write_rows(watched, out, fmt, names)
     where = "stdout" if args.output in (None, "-") else args.output
     print(f"exported {written:,} calls to {where} ({fmt})", file=sys.stderr)
     return 0
@@ -304,16 +289,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     status = sub.add_parser(
         "status", help="calls, time span, spend, size, schema version, pending rows"
     )
-    status.add_argument("--ledger", metavar="PATH", help=_LEDGER_HELP)
-    status.add_argument("--json", action="store_true", help="machine-readable output")
+    add_ledger_option(status)
+    add_json_option(status)
     status.set_defaults(func=_cmd_status)
 
     tail = sub.add_parser("tail", help="the most recent calls")
     tail.add_argument(
         "-n", "--lines", default="20", metavar="N", help="how many calls (default: 20)"
     )
-    tail.add_argument("--ledger", metavar="PATH", help=_LEDGER_HELP)
-    tail.add_argument("--json", action="store_true", help="every column, machine-readable")
+    add_ledger_option(tail)
+    add_json_option(tail, "every column, machine-readable")
     tail.set_defaults(func=_cmd_tail)
 
     export = sub.add_parser(
@@ -332,9 +317,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     export.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
     export.add_argument("--force", action="store_true", help="replace an existing --output file")
-    export.add_argument("--since", metavar="DATE", help=f"calls at or after: {_DATE_HELP}")
-    export.add_argument("--until", metavar="DATE", help=f"calls before: {_DATE_HELP}")
-    export.add_argument("--ledger", metavar="PATH", help=_LEDGER_HELP)
+    add_range_options(export)
+    add_ledger_option(export)
     export.set_defaults(func=_cmd_export)
 
     backup = sub.add_parser(
@@ -347,7 +331,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     backup.add_argument("dest", metavar="DEST", help="file to write, or a directory to write into")
     backup.add_argument("--force", action="store_true", help="replace DEST if it exists")
-    backup.add_argument("--ledger", metavar="PATH", help=_LEDGER_HELP)
+    add_ledger_option(backup)
     backup.set_defaults(func=_cmd_backup)
 
     prune = sub.add_parser(
@@ -359,10 +343,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             "terminal; elsewhere it needs --yes."
         ),
     )
-    prune.add_argument("--before", required=True, metavar="DATE", help=_DATE_HELP)
+    prune.add_argument("--before", required=True, metavar="DATE", help=DATE_HELP)
     prune.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     prune.add_argument(
         "--vacuum", action="store_true", help="then rewrite the file so it shrinks (slower)"
     )
-    prune.add_argument("--ledger", metavar="PATH", help=_LEDGER_HELP)
+    add_ledger_option(prune)
     prune.set_defaults(func=_cmd_prune)

@@ -9,24 +9,21 @@ only one form are refused in the other, with a line saying so.
 from __future__ import annotations
 
 import argparse
-import json
-from typing import TYPE_CHECKING
 
-from ._common import CLIError, emit_table, ledger_path
-
-if TYPE_CHECKING:
-    from ..pricing import PriceTable
+from ._common import (
+    CLIError,
+    add_json_option,
+    add_ledger_option,
+    emit_json,
+    emit_table,
+    ledger_path,
+    plain,
+    price_table,
+)
 
 __all__ = ["register"]
 
 _CHECK = "check"
-
-
-def _table(prices_file: str | None) -> PriceTable:
-    from ..pricing import PriceTable
-
-    table = PriceTable.default()
-    return table.merged(prices_file) if prices_file else table
 
 
 def _cmd_prices(args: argparse.Namespace) -> int:
@@ -38,7 +35,7 @@ def _cmd_prices(args: argparse.Namespace) -> int:
         raise CLIError("--ledger goes with `costguard prices check`")
     if args.model and args.search is not None:
         raise CLIError("give a MODEL or --search TEXT, not both")
-    table = _table(args.prices)
+    table = price_table(args.prices)
     if args.model:
         price = table.get(args.model)
         if price is None:
@@ -54,7 +51,7 @@ def _cmd_prices(args: argparse.Namespace) -> int:
     if args.json:
         models = table.as_dict()["models"]
         out = {name: models[table.require(name).model] for name in names}
-        print(json.dumps({"version": table.version, "models": out}, indent=2))
+        emit_json({"version": table.version, "models": out})
         return 0
     rows = []
     for name in names:
@@ -63,10 +60,10 @@ def _cmd_prices(args: argparse.Namespace) -> int:
             [
                 name,
                 p.provider,
-                f"${p.base.input}",
-                f"${p.base.output}",
-                f"${p.base.cache_read}",
-                f"${p.batch.input}" if p.batch else "-",
+                f"${plain(p.base.input)}",
+                f"${plain(p.base.output)}",
+                f"${plain(p.base.cache_read)}",
+                f"${plain(p.batch.input)}" if p.batch else "-",
                 f"{p.context_window:,}" if p.context_window else "-",
                 f"{p.max_output_tokens:,}" if p.max_output_tokens else "-",
             ]
@@ -84,7 +81,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from ..ledger._maintenance import model_calls, status
 
     path = ledger_path(args.ledger)
-    table = _table(args.prices)
+    table = price_table(args.prices)
     seen = model_calls(path)
     unpriced = [m for m in seen if table.get(m.model) is None]
     recorded_unpriced = status(path).unpriced
@@ -99,7 +96,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 for m in unpriced
             ],
         }
-        print(json.dumps(out, indent=2))
+        emit_json(out)
         return 1 if unpriced else 0
     if not seen:
         print(f"no models in the ledger at {path} yet: nothing to check")
@@ -124,6 +121,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this command's parser to ``commands``."""
     prices = commands.add_parser(
         "prices",
         help="the shipped price table; `prices check` finds unpriced models in the ledger",
@@ -145,11 +143,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="one model (snapshot names resolve to their family), or `check`",
     )
     prices.add_argument("--search", metavar="TEXT", help="models whose name contains TEXT")
-    prices.add_argument(
-        "--ledger",
-        metavar="PATH",
-        help="with check: the ledger (default: $COSTGUARD_HOME or the user data dir)",
+    add_ledger_option(
+        prices, "with check: the ledger (default: $COSTGUARD_HOME or the user data dir)"
     )
     prices.add_argument("--prices", metavar="FILE", help="a price file to add to the shipped table")
-    prices.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json_option(prices)
     prices.set_defaults(func=_cmd_prices)

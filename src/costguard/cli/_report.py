@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -19,7 +18,22 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._common import CLIError, emit_table, ledger_path, plain, table, usd, when
+from ._common import (
+    CLIError,
+    add_json_option,
+    add_ledger_option,
+    add_range_options,
+    cost_text,
+    emit_json,
+    emit_table,
+    ledger_path,
+    output_file,
+    percent,
+    plain,
+    table,
+    time_range,
+    usd,
+)
 
 if TYPE_CHECKING:
     from ..ledger import SummaryRow
@@ -100,21 +114,6 @@ def _range(since: datetime | None, until: datetime | None) -> str:
 
 
 # -- formatting -------------------------------------------------------------------------------
-
-
-def _pct(fraction: float) -> str:
-    """``75%``, ``33.3%``: one decimal, none when it is zero."""
-    return f"{fraction * 100:.1f}".removesuffix(".0") + "%"
-
-
-def _money(value: Decimal) -> str:
-    """:func:`usd`, with the sign in front of the dollar for a negative amount."""
-    return f"-{usd(-value)}" if value < 0 else usd(value)
-
-
-def _cost(value: Decimal, unpriced: int) -> str:
-    """Money, marked when some of its calls could not be priced (so it is a lower bound)."""
-    return f"{usd(value)} + unpriced" if unpriced else usd(value)
 
 
 def _name(value: str | None) -> str:
@@ -214,8 +213,8 @@ def _print_slices(
         [
             _name(s.key),
             f"{s.calls:,}",
-            _cost(s.cost_usd, s.unpriced),
-            _pct(float(s.cost_usd / total)) if total else "-",
+            cost_text(s.cost_usd, s.unpriced),
+            percent(float(s.cost_usd / total)) if total else "-",
         ]
         for s in slices[:top]
     ]
@@ -226,8 +225,8 @@ def _print_slices(
             [
                 f"({len(rest)} more)",
                 f"{sum(s.calls for s in rest):,}",
-                usd(cost),
-                _pct(float(cost / total)) if total else "-",
+                cost_text(cost, sum(s.unpriced for s in rest)),
+                percent(float(cost / total)) if total else "-",
             ]
         )
     print()
@@ -240,9 +239,9 @@ def _print_dashboard(board: Dashboard, top: int) -> None:
     print(f"\ntotal: {usd(board.cost_usd)} over {calls} calls")
     print(
         f"cache: {board.cache_hits} of {calls} calls answered from the cache "
-        f"({_pct(board.cache_hit_rate)}), saved {usd(s.cache.usd)}"
+        f"({percent(board.cache_hit_rate)}), saved {usd(s.cache.usd)}"
     )
-    print(f"errors: {board.errors} of {calls} calls ({_pct(board.error_rate)})")
+    print(f"errors: {board.errors} of {calls} calls ({percent(board.error_rate)})")
     unpriced = f"unpriced: {board.unpriced} calls"
     if board.unpriced:
         unpriced += " (" + ", ".join(_name(m) for m in board.unpriced_models) + ")"
@@ -258,20 +257,20 @@ def _print_dashboard(board: Dashboard, top: int) -> None:
         [
             [
                 "costguard cache",
-                _money(s.cache.usd),
+                usd(s.cache.usd),
                 str(s.cache.calls),
                 f"exact {hits.get('exact', 0)}, semantic {hits.get('semantic', 0)}",
             ],
-            ["routing", _money(s.routing.usd), str(s.routing.calls), routing_note],
+            ["routing", usd(s.routing.usd), str(s.routing.calls), routing_note],
             [
                 "output caps (up to)",
-                _money(s.capping.usd),
+                usd(s.capping.usd),
                 str(s.capping.calls),
                 "upper bound: the model might have stopped sooner",
             ],
             [
                 "provider prompt caching",
-                _money(s.prompt_caching.usd),
+                usd(s.prompt_caching.usd),
                 str(s.prompt_caching.calls),
                 "net of cache-write premiums",
             ],
@@ -284,9 +283,9 @@ def _print_dashboard(board: Dashboard, top: int) -> None:
         [
             _name(m.model),
             f"{m.calls:,}",
-            _pct(m.call_share),
-            _cost(m.cost_usd, m.unpriced),
-            _pct(m.cost_share),
+            percent(m.call_share),
+            cost_text(m.cost_usd, m.unpriced),
+            percent(m.cost_share),
         ]
         for m in board.models[:top]
     ]
@@ -296,16 +295,18 @@ def _print_dashboard(board: Dashboard, top: int) -> None:
             [
                 f"({len(rest)} more)",
                 f"{sum(m.calls for m in rest):,}",
-                _pct(sum(m.call_share for m in rest)),
-                usd(sum((m.cost_usd for m in rest), Decimal(0))),
-                _pct(sum(m.cost_share for m in rest)),
+                percent(sum(m.call_share for m in rest)),
+                cost_text(
+                    sum((m.cost_usd for m in rest), Decimal(0)), sum(m.unpriced for m in rest)
+                ),
+                percent(sum(m.cost_share for m in rest)),
             ]
         )
     print()
     emit_table(["model", "calls", "% calls", "cost", "% spend"], models, title="Models")
     print(
         f"sent to a cheaper model than requested: {s.cheaper_calls} of {calls} calls "
-        f"({_pct(board.cheaper_share)})"
+        f"({percent(board.cheaper_share)})"
     )
 
 
@@ -339,10 +340,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from ..ledger._dashboard import dashboard
 
     group_by = _group_keys(args.group_by)
-    since = when(args.since) if args.since else None
-    until = when(args.until) if args.until else None
-    if since is not None and until is not None and since >= until:
-        raise CLIError(f"--since ({args.since}) must be before --until ({args.until})")
+    since, until = time_range(args.since, args.until)
     html_path = _html_target(args.html) if args.html else None
     path = ledger_path(args.ledger)
     with Ledger(path) as ledger:
@@ -361,10 +359,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         page = render_html(
             board, shown, group_by, source=path.name, total_groups=len(rows), top=top
         )
-        try:
-            html_path.write_text(page, encoding="utf-8")
-        except OSError as exc:
-            raise CLIError(f"cannot write {html_path}: {exc.strerror or exc}") from None
+        with output_file(html_path) as file:
+            file.write(page)
         print(f"wrote {html_path}: {usd(board.cost_usd)} over {board.calls} calls")
         return 0
     if args.json:
@@ -375,7 +371,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             "rows": [_row_json(r) for r in shown],
             "dashboard": dashboard_json(board),
         }
-        print(json.dumps(out, indent=2))
+        emit_json(out)
         return 0
     if args.csv:
         _write_csv(shown, group_by)
@@ -388,6 +384,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this command's parser to ``commands``."""
     from ..ledger._dashboard import GROUP_KEYS
 
     report = commands.add_parser(
@@ -399,17 +396,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             "distribution, unpriced calls and error rate. See docs/reports.md."
         ),
     )
-    report.add_argument(
-        "--ledger", help="ledger file (default: $COSTGUARD_HOME or the user data dir)"
-    )
+    add_ledger_option(report)
     report.add_argument(
         "--group-by",
         default="model",
         metavar="KEYS",
         help=f"comma-separated, from: {', '.join(GROUP_KEYS)} (default: model)",
     )
-    report.add_argument("--since", help="from this time: YYYY-MM-DD, ISO time, or 7d / 12h / 2w")
-    report.add_argument("--until", help="before this time: YYYY-MM-DD, ISO time, or 7d / 12h / 2w")
+    add_range_options(report)
     report.add_argument(
         "--top",
         type=_positive,
@@ -417,9 +411,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="only the N most expensive groups (and N entries per dashboard list; default 10)",
     )
     output = report.add_mutually_exclusive_group()
-    output.add_argument("--json", action="store_true", help="rows and dashboard as JSON")
+    add_json_option(output, "rows and dashboard as JSON")
     output.add_argument("--csv", action="store_true", help="the grouped rows as CSV")
     output.add_argument(
-        "--html", metavar="FILE", help="write a self-contained HTML page of charts to FILE"
+        "--html",
+        metavar="FILE",
+        help="write a self-contained HTML page of charts to FILE (readable by you only)",
     )
     report.set_defaults(func=_cmd_report)

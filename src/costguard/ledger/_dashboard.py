@@ -33,13 +33,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
 from .._usage import Usage
 from ._record import from_pusd
-from ._store import _GROUP_KEYS, Ledger, SummaryRow
+from ._store import _GROUP_KEYS, Ledger, SummaryRow, _where
 
 if TYPE_CHECKING:
     from ..pricing import PriceTable
@@ -208,7 +208,7 @@ def dashboard(
             hits_by_kind[kind] = hits_by_kind.get(kind, 0) + row.calls
             cache_saved += row.saved_usd
     hits = sum(hits_by_kind.values())
-    clause, params = _bounds(since, until)
+    clause, params = _where(since, until, {})  # since <= ts < until, as summary() does
     routing, cheaper, discarded = _routing(ledger, prices, clause, params)
     first, last = ledger._query(f"SELECT min(ts), max(ts) FROM calls{clause}", params)[0]
     return Dashboard(
@@ -233,22 +233,6 @@ def dashboard(
         ),
         cache_hits_by_kind=hits_by_kind,
     )
-
-
-def _bounds(since: TimeBound, until: TimeBound) -> tuple[str, list[object]]:
-    """``since <= ts < until`` as SQL, with the ledger's own timestamp format."""
-    clauses: list[str] = []
-    params: list[object] = []
-    for op, bound in ((">=", since), ("<", until)):
-        if bound is None:
-            continue
-        if not isinstance(bound, datetime):
-            bound = datetime.combine(bound, time(), UTC)
-        if bound.utcoffset() is None:
-            raise ValueError(f"datetime must be timezone-aware, got {bound!r}")
-        clauses.append(f"ts {op} ?")
-        params.append(bound.astimezone(UTC).isoformat(timespec="microseconds"))
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 def _and(clause: str, condition: str) -> str:

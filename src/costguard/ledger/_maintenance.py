@@ -57,6 +57,7 @@ Format = Literal["csv", "jsonl"]
 FORMATS: tuple[Format, ...] = ("csv", "jsonl")
 
 _BUSY_TIMEOUT_S = 10.0
+_SQLITE_MAX_INT = 2**63 - 1
 _PRUNE_BATCH = 10_000  # rows per delete transaction: short write locks for live writers
 _JSON_COLUMNS = frozenset({"raw_usage", "rates", "tags"})
 _MONEY_COLUMNS = {"cost_pusd": "cost_usd", "saved_pusd": "saved_usd"}  # stored -> exported
@@ -302,6 +303,7 @@ def recent_rows(path: Path, limit: int) -> list[dict[str, Any]]:
     if limit < 0:
         raise ValueError(f"limit must not be negative, got {limit}")
     settle(path)
+    limit = min(limit, _SQLITE_MAX_INT)  # more than any ledger holds; SQLite takes no more
     with _connect(path) as conn:
         cursor = conn.execute("SELECT * FROM calls ORDER BY ts DESC, id DESC LIMIT ?", (limit,))
         names = _names(cursor)
