@@ -1007,3 +1007,24 @@ def test_reset_forgets_the_fakes_simulated_prompt_cache(make_guard: Any) -> None
     third = send()
     assert first.cache_creation_input_tokens > 0 and second.cache_read_input_tokens > 0
     assert third.cache_creation_input_tokens > 0 and not third.cache_read_input_tokens
+
+
+def test_planning_many_distinct_long_prompts_keeps_the_token_memo_within_its_budget(
+    make_guard: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However many distinct long prompts are counted (here to plan breakpoints), the memo of
+    token counts holds no more text than its byte budget, and its counts stay exact."""
+    from costguard import _tokens
+
+    memo = _tokens._Memo(100_000)
+    monkeypatch.setattr(_tokens, "_MEMO", memo)
+    fake = FakeProvider()
+    claude = make_guard(prompt_caching="auto").wrap(fake.anthropic())
+    systems = [f"Manual {i}: refunds take {i} days. " * 800 for i in range(8)]  # ~30k chars
+    for system in systems:
+        claude.messages.create(model=SONNET, max_tokens=10, system=system, messages=[user("hi")])
+    assert 0 < memo.held <= 100_000
+    assert all(marks(r.json) for r in fake.requests)
+    cl100k = _tokens.encoding_for_model("gpt-4")
+    for system in systems:  # remembered or not, a count is the encoder's own
+        assert costguard.count_tokens("gpt-4", system) == len(cl100k.encode_ordinary(system))

@@ -380,3 +380,106 @@ def test_budgets_on_an_in_memory_ledger_are_refused_clearly() -> None:
     ):
         chat(client)
     guard.close()
+
+
+def test_one_scope_shared_by_tasks_that_leave_out_of_order_keeps_each_tasks_scope(
+    guard: costguard.CostGuardClient,
+) -> None:
+    """A guard.scope(...) object entered by two asyncio tasks, the first to enter leaving
+    first, restores each task's own scope and attributes each task's calls."""
+    aclient = guard.wrap(FakeProvider().async_openai())
+    shared = guard.scope(feature="shared")
+
+    async def first(entered: asyncio.Event, second_in: asyncio.Event) -> str | None:
+        async with guard.scope(user="first"):
+            async with shared:
+                entered.set()
+                await second_in.wait()
+                await aclient.chat.completions.create(model="gpt-4o", messages=HI)
+            return costguard.current_scope().feature
+
+    async def second(entered: asyncio.Event, second_in: asyncio.Event, left: Any) -> str | None:
+        await entered.wait()
+        async with guard.scope(user="second"):
+            async with shared:
+                second_in.set()
+                await left
+                await aclient.chat.completions.create(model="gpt-4o", messages=HI)
+            return costguard.current_scope().feature
+
+    async def main() -> list[str | None]:
+        entered, second_in = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(first(entered, second_in))
+        return [await second(entered, second_in, task), await task]
+
+    assert asyncio.run(main()) == [None, None]
+    rows = {(r.user, r.feature) for r in guard.ledger.records()}
+    assert rows == {("first", "shared"), ("second", "shared")}
+
+
+def test_a_decorated_generator_closed_early_cleans_up_inside_its_scope(
+    guard: costguard.CostGuardClient,
+) -> None:
+    """Calls a generator makes in its finally block, when its caller stops early, are
+    attributed to the generator's scope, not the caller's."""
+    client = guard.wrap(FakeProvider().openai())
+
+    @guard.scope(feature="pages")
+    def pages() -> Iterator[int]:
+        try:
+            yield 1
+            yield 2
+        finally:
+            chat(client)
+
+    with guard.scope(feature="caller"):
+        it = pages()
+        next(it)
+        it.close()
+    [row] = guard.ledger.records()
+    assert row.feature == "pages"
+
+
+def test_different_budgets_under_one_name_are_refused_even_from_racing_threads(
+    guard: costguard.CostGuardClient,
+) -> None:
+    """Two threads whose scopes first bring different budgets of the same name cannot both
+    use it: exactly one call is refused, as one scope holding both is."""
+    client = guard.wrap(FakeProvider().openai())
+    start = threading.Barrier(2)
+    refused: list[BaseException] = []
+
+    def call(limit: int) -> None:
+        with guard.scope(budget=costguard.Budget(limit, name="team")):
+            start.wait()
+            try:
+                chat(client)
+            except costguard.ConfigurationError as exc:
+                refused.append(exc)
+
+    threads = [threading.Thread(target=call, args=(limit,)) for limit in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(refused) == 1 and "two different scope budgets" in str(refused[0])
+    both = [costguard.Budget(3, name="pair"), costguard.Budget(4, name="pair")]
+    with guard.scope(budget=both), pytest.raises(costguard.ConfigurationError, match="pair"):
+        chat(client)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"budget_timezone": "Nowhere/Atlantis"}, "timezone"),
+        ({"reservation_ttl": 0}, "reservation_ttl"),
+        ({"alert_at": ["0.5", "half"]}, "alert fractions"),
+    ],
+)
+def test_bad_budget_options_fail_when_the_guard_is_built_without_guard_budgets(
+    tmp_path: Path, kwargs: dict[str, Any], message: str
+) -> None:
+    """A bad budget timezone, reservation TTL or alert fraction raises ConfigurationError at
+    construction even when only scopes will bring budgets."""
+    with pytest.raises(costguard.ConfigurationError, match=message):
+        costguard.CostGuardClient(ledger=tmp_path / "l.db", cache=None, **kwargs)

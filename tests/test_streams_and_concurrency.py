@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import subprocess
+import sys
 import threading
 from decimal import Decimal
 from pathlib import Path
@@ -214,3 +216,28 @@ def test_a_stream_never_read_is_still_recorded_and_keeps_its_budget(tmp_path: Pa
     [status] = guard.budget_status()
     assert status.spent > 0 and status.reserved == 0
     guard.close()
+
+
+_EXIT_WITH_AN_OPEN_STREAM = """
+import sys, costguard
+from costguard.testing import FakeProvider
+guard = costguard.CostGuardClient(ledger=sys.argv[1], cache=None)
+client = guard.wrap(FakeProvider().openai())
+stream = client.chat.completions.create(
+    model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+)
+next(iter(stream))
+print("done")
+"""
+
+
+def test_a_program_ending_with_a_half_read_stream_exits(tmp_path: Path) -> None:
+    """A script whose last stream is still half-read when it ends exits normally: the stream
+    is not settled during interpreter shutdown, where the ledger's writer cannot start."""
+    run = subprocess.run(
+        [sys.executable, "-c", _EXIT_WITH_AN_OPEN_STREAM, str(tmp_path / "l.db")],
+        capture_output=True,
+        text=True,
+        timeout=120,  # a bound for the hang this guards against, not a wait
+    )
+    assert (run.returncode, run.stdout) == (0, "done\n")

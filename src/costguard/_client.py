@@ -176,8 +176,12 @@ class CostGuardClient:
                 return self.budgets
 
         # Always present: a scope may bring budgets of its own. Without the guard's budgets
-        # the book is made when the first scope budget arrives.
+        # the book is made when the first scope budget arrives; its options are checked now,
+        # so that a mistake in them fails here and not at that call.
         from .layers.budget import BudgetLayer
+        from .spend._budget import book_options
+
+        book_options(budget_timezone, reservation_ttl, alert_at)
 
         budgeting: tuple[Layer, ...] = (
             BudgetLayer(budget_book() if budgets else budget_book, self.prices),
@@ -299,7 +303,8 @@ class CostGuardClient:
         :param tenant: whose account they are on: also the cache partition. May be a
             callable, as ``user``.
         :param tags: more labels (str to str) for the ledger; nested scopes merge them.
-        :param model: force every call inside to this model (routing and cascades stand aside).
+        :param model: force every chat call inside to this model, of the same provider
+            (routing and cascades stand aside; embeddings keep their model).
         :param tier: the caller's plan, for per-tier rate limits and tier routing.
         :param max_tokens: an output limit for every call inside (never raises the caller's).
         :param max_cost_usd: refuse or shorten any call whose worst case costs more.

@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 if TYPE_CHECKING:
     from .spend import Budget
 
-__all__ = ["CACHE_MODES", "Resolver", "Scope", "ScopeManager", "current_scope"]
+__all__ = [
+    "CACHE_MODES",
+    "PROMPT_CACHING_MODES",
+    "Resolver",
+    "Scope",
+    "ScopeManager",
+    "check_prompt_caching",
+    "current_scope",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,6 +38,20 @@ _EMPTY_TAGS: Mapping[str, str] = MappingProxyType({})
 #: Cache controls a scope may set: ``no-cache`` skips the lookup but stores the answer,
 #: ``no-store`` looks up but never stores, ``off`` does neither.
 CACHE_MODES = frozenset({"default", "no-cache", "no-store", "off"})
+
+#: What ``prompt_caching=`` may say, for a guard and for a scope (``None`` in a scope: inherit).
+PROMPT_CACHING_MODES = frozenset({"auto", "off"})
+
+
+def check_prompt_caching(value: object) -> None:
+    """Raise ConfigurationError unless ``value`` is a scope's ``prompt_caching`` setting
+    (``"auto"``, ``"off"`` or ``None``)."""
+    if value is not None and (not isinstance(value, str) or value not in PROMPT_CACHING_MODES):
+        from ._errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"scope prompt_caching must be 'auto', 'off' or None, got {value!r}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +70,8 @@ class Scope:
     prompt_caching: str | None = None  # "auto" or "off" (provider prompt caches); None: inherit
 
     def merged(self, inner: Scope) -> Scope:
-        """This scope with ``inner``'s values laid over it (tags merge, inner wins)."""
+        """This scope with ``inner``'s values laid over it: inner values win, tags merge (inner
+        wins for a key both set) and ``inner``'s budgets are added to this scope's."""
         return Scope(
             feature=inner.feature if inner.feature is not None else self.feature,
             user=inner.user if inner.user is not None else self.user,
@@ -114,15 +137,14 @@ class ScopeManager:
 
             modes = ", ".join(sorted(CACHE_MODES))
             raise ConfigurationError(f"scope cache={scope.cache!r} is not one of {modes}")
-        if scope.prompt_caching not in (None, "auto", "off"):
-            from ._errors import ConfigurationError
-
-            raise ConfigurationError(
-                f"scope prompt_caching must be 'auto' or 'off', got {scope.prompt_caching!r}"
-            )
+        check_prompt_caching(scope.prompt_caching)
         self._scope = scope
         self._resolvers: Mapping[str, Resolver] = MappingProxyType(dict(resolvers or {}))
-        self._tokens: list[Token[Scope]] = []
+        # One manager may be entered by several threads or tasks at once (a module-level
+        # ``with SUPPORT:``), and they need not leave in the order they came: each entry's
+        # token is kept under the id of the Scope it made current, which is what is current
+        # again where that entry leaves.
+        self._tokens: dict[int, Token[Scope]] = {}
 
     @property
     def scope(self) -> Scope:
@@ -169,8 +191,10 @@ class ScopeManager:
                 f"scope {names} given as a callable can only decorate a function (a with "
                 "block has no arguments to call it with); pass a str here"
             )
-        self._tokens.append(self._enter())
-        return _current.get()
+        token = self._enter()
+        entered = _current.get()
+        self._tokens[id(entered)] = token
+        return entered
 
     def __exit__(
         self,
@@ -178,7 +202,13 @@ class ScopeManager:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        _current.reset(self._tokens.pop())
+        token = self._tokens.pop(id(_current.get()), None)
+        if token is None:
+            raise RuntimeError(
+                "guard.scope(...) left where it was not entered: leave scopes in the thread or "
+                "task that entered them, innermost first"
+            )
+        _current.reset(token)
 
     async def __aenter__(self) -> Scope:
         return self.__enter__()
@@ -242,18 +272,17 @@ class ScopeManager:
             sent: Any = None
             thrown: BaseException | None = None
             while True:
-                token = _current.set(_current.get().merged(scope))
-                try:
-                    item = gen.throw(thrown) if thrown is not None else gen.send(sent)
-                except StopIteration as stop:
-                    return stop.value
-                finally:
-                    _current.reset(token)
+                with _Within(scope):
+                    try:
+                        item = gen.throw(thrown) if thrown is not None else gen.send(sent)
+                    except StopIteration as stop:
+                        return stop.value
                 thrown = None
                 try:
                     sent = yield item
                 except GeneratorExit:
-                    gen.close()
+                    with _Within(scope):  # its finally blocks are its body too
+                        gen.close()
                     raise
                 except BaseException as exc:
                     thrown = exc
@@ -270,21 +299,36 @@ class ScopeManager:
             sent: Any = None
             thrown: BaseException | None = None
             while True:
-                token = _current.set(_current.get().merged(scope))
-                try:
-                    step = gen.athrow(thrown) if thrown is not None else gen.asend(sent)
-                    item = await step
-                except StopAsyncIteration:
-                    return
-                finally:
-                    _current.reset(token)
+                with _Within(scope):
+                    try:
+                        step = gen.athrow(thrown) if thrown is not None else gen.asend(sent)
+                        item = await step
+                    except StopAsyncIteration:
+                        return
                 thrown = None
                 try:
                     sent = yield item
                 except GeneratorExit:
-                    await gen.aclose()
+                    with _Within(scope):
+                        await gen.aclose()
                     raise
                 except BaseException as exc:
                     thrown = exc
 
         return wrapper
+
+
+class _Within:
+    """Lays a scope over the current one for the length of a ``with`` block: one step of a
+    decorated generator."""
+
+    __slots__ = ("_scope", "_token")
+
+    def __init__(self, scope: Scope) -> None:
+        self._scope = scope
+
+    def __enter__(self) -> None:
+        self._token = _current.set(_current.get().merged(self._scope))
+
+    def __exit__(self, *exc_info: object) -> None:
+        _current.reset(self._token)

@@ -5,6 +5,9 @@ operation's accumulator, and its ``close`` with one that also settles the tap. T
 exactly once: when the stream is exhausted (``ok``), closed, dropped early or never read
 (``incomplete``), or fails mid-way (``error``). Callbacks registered with
 :meth:`StreamTap.on_finish` then receive the final :class:`StreamOutcome`.
+
+A stream still open when the interpreter shuts down is not settled: by then the ledger's
+writer thread cannot start (waiting for it would hang the exit) and its database is closed.
 """
 
 from __future__ import annotations
@@ -47,6 +50,10 @@ class StreamOutcome(Outcome):
 class StreamTap:
     __slots__ = ("_accumulator", "_callbacks", "_final")
 
+    # Kept on the class: a module's globals may already be cleared when a stream is
+    # finalised at interpreter shutdown.
+    _shutting_down = staticmethod(sys.is_finalizing)
+
     def __init__(self, accumulator: StreamAccumulator) -> None:
         self._accumulator = accumulator
         self._callbacks: list[FinishCallback] = []
@@ -64,13 +71,15 @@ class StreamTap:
             self._callbacks.append(callback)
 
     def finish(self, status: str, error: BaseException | None = None) -> None:
-        if self._final is not None:
+        """Settle the tap (once) and tell the callbacks; nothing at interpreter shutdown."""
+        if self._final is not None or self._shutting_down():
             return
         accumulator = self._accumulator
         reading = accumulator.result()
         # The response is the assembled answer when collected (for the cache), else None.
-        # The providers' accumulators note the id and finish reasons; the StreamAccumulator
-        # protocol does not ask for them, hence getattr.
+        # The providers' stream accumulators note the id and finish reasons as events pass;
+        # the StreamAccumulator protocol does not require them (the embeddings placeholder,
+        # never built, has neither), hence getattr.
         self._final = StreamOutcome(
             response=reading.final,
             usage=reading.usage,
@@ -100,8 +109,7 @@ class _Watch:
         self.tap = tap
 
     def __del__(self) -> None:
-        if not self.tap.finished and not sys.is_finalizing():
-            self.tap.finish("incomplete")
+        self.tap.finish("incomplete")
 
 
 def _safely(callback: FinishCallback, outcome: Outcome) -> None:

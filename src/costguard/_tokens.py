@@ -21,6 +21,9 @@ from __future__ import annotations
 import functools
 import json
 import math
+import sys
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -237,21 +240,62 @@ def count_text_tokens(model: str, text: str) -> int:
 
 #: Strings of this many characters have their token counts remembered: system prompts, tools
 #: and documents recur from call to call, and encoding them costs about 150 ns per token,
-#: where hashing costs a few ns per character (nothing for the same str object, whose hash
-#: Python keeps). The memo keys on the text itself, so a count is never served for other
-#: text, and holds at most 1,024 strings of at most 32k characters.
+#: where a lookup costs a hash of the text (nothing for the same str object, whose hash Python
+#: keeps). The memo keys on the text itself, so a count is never served for other text.
 _MEMO_CHARS = range(256, 32_768 + 1)
 
+_MEMO_BYTES = 8 * 1024 * 1024
+"""How much text the memo holds at most (``sys.getsizeof`` of its strings): a count bound
+alone would let 1,024 strings of 32k characters hold 32 to 128 MiB."""
 
-@functools.lru_cache(maxsize=1024)
-def _memo_length(encoding: EncodingName, text: str) -> int:
-    return len(_load_encoding(encoding).encode_ordinary(text))
+
+class _Memo:
+    """Token counts of strings, the least recently used dropped first once the strings held
+    pass ``limit`` bytes. Safe to share between threads."""
+
+    __slots__ = ("_counts", "_held", "_limit", "_lock")
+
+    def __init__(self, limit: int) -> None:
+        self._counts: OrderedDict[tuple[EncodingName, str], int] = OrderedDict()
+        self._held = 0  # bytes of the strings in _counts
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    @property
+    def held(self) -> int:
+        """Bytes of text held now."""
+        return self._held
+
+    def length(self, encode: Callable[[str], list[int]], encoding: EncodingName, text: str) -> int:
+        """``len(encode(text))``, remembered."""
+        key = (encoding, text)
+        counts = self._counts
+        with self._lock:
+            count = counts.get(key)
+            if count is not None:
+                counts.move_to_end(key)
+                return count
+        count = len(encode(text))  # outside the lock: other threads' lookups go on
+        size = sys.getsizeof(text)
+        if size > self._limit:
+            return count
+        with self._lock:
+            if key not in counts:
+                counts[key] = count
+                self._held += size
+                while self._held > self._limit:
+                    (_, dropped), _ = counts.popitem(last=False)
+                    self._held -= sys.getsizeof(dropped)
+        return count
+
+
+_MEMO = _Memo(_MEMO_BYTES)
 
 
 def _length(encode: Callable[[str], list[int]], encoding: EncodingName, text: str) -> int:
     """``len(encode(text))``, remembered for strings of a length in :data:`_MEMO_CHARS`."""
     if len(text) in _MEMO_CHARS:
-        return _memo_length(encoding, text)
+        return _MEMO.length(encode, encoding, text)
     return len(encode(text))
 
 

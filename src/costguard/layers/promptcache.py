@@ -50,7 +50,7 @@ from typing import Any, Final
 from .._call import Call, Outcome
 from .._chain import AsyncHandler, Handler
 from .._errors import ConfigurationError, CostGuardWarning, InvalidRequestError
-from .._scope import Scope
+from .._scope import PROMPT_CACHING_MODES, Scope, check_prompt_caching
 from .._tokens import count_tokens, counting_model
 from ..pricing import PriceTable, Rates
 
@@ -69,7 +69,7 @@ __all__ = [
     "prompt_cache_key",
 ]
 
-MODES: Final = frozenset({"auto", "off"})
+MODES: Final = PROMPT_CACHING_MODES
 """What ``prompt_caching=`` may say, for a guard and for a scope."""
 
 TTLS: Final = ("5m", "1h")
@@ -208,7 +208,8 @@ class PromptCaching:
     def reads(self) -> Decimal:
         """``expected_reads`` as the checked ``Decimal`` it is stored as."""
         value = self.expected_reads
-        return value if isinstance(value, Decimal) else _reads(value)
+        assert isinstance(value, Decimal)  # __post_init__ stored it so
+        return value
 
 
 def _reads(value: object) -> Decimal:
@@ -224,13 +225,9 @@ def _reads(value: object) -> Decimal:
     return reads
 
 
-def check_mode(value: object) -> None:
-    """Raise ConfigurationError unless ``value`` is a scope's ``prompt_caching`` setting
-    (``"auto"``, ``"off"`` or ``None``); for ``guard.scope(prompt_caching=...)``."""
-    if value is not None and (not isinstance(value, str) or value not in MODES):
-        raise ConfigurationError(
-            f"scope prompt_caching must be 'auto', 'off' or None, got {value!r}"
-        )
+check_mode = check_prompt_caching
+"""Raise ConfigurationError unless ``value`` is a scope's ``prompt_caching`` setting
+(``"auto"``, ``"off"`` or ``None``); for ``guard.scope(prompt_caching=...)``."""
 
 
 _DEFAULT = PromptCaching()  # what a scope's "auto" means in a guard without prompt_caching=

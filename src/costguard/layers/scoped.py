@@ -3,7 +3,8 @@ max_cost_usd=)``) to every call made inside it.
 
 - ``model`` forces the model of every chat call of the same provider (embeddings keep
   theirs); the ledger's ``route`` says ``scope:model``, and the router and cascade stand aside.
-  A forced model of the other provider is refused before anything is sent.
+  A forced model the price table knows to be of the other provider is refused before
+  anything is sent.
 - ``max_tokens`` and ``max_cost_usd`` act as a :class:`~costguard.Cap` would, for calls inside
   the scope: the output limit is only ever lowered, a call whose smallest worst case is over the
   ceiling is refused. They run before the guard's own cap, so the stricter of the two wins.

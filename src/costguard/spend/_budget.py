@@ -34,7 +34,7 @@ from .._scope import Scope
 from ..ledger._migrations import immediate
 from ..ledger._record import from_pusd, to_pusd
 
-__all__ = ["Budget", "BudgetAlert", "BudgetBook", "BudgetStatus", "Hold"]
+__all__ = ["Budget", "BudgetAlert", "BudgetBook", "BudgetStatus", "Hold", "book_options"]
 
 logger = logging.getLogger("costguard")
 
@@ -154,6 +154,28 @@ class Hold:
     done: bool = field(default=False)
 
 
+def book_options(
+    timezone: str, reservation_ttl: float, alert_at: Iterable[float | Decimal | str]
+) -> tuple[ZoneInfo, float, tuple[Decimal, ...]]:
+    """A :class:`BudgetBook`'s options, checked: the timezone, the reservation TTL in
+    seconds and the sorted alert fractions; ConfigurationError naming a bad one."""
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ConfigurationError(f"unknown timezone {timezone!r}") from None
+    if not (isinstance(reservation_ttl, int | float) and math.isfinite(reservation_ttl)) or (
+        reservation_ttl <= 0
+    ):
+        raise ConfigurationError(
+            f"reservation_ttl must be positive seconds, got {reservation_ttl!r}"
+        )
+    given = list(alert_at)
+    fractions = {_decimal(f) for f in given}
+    if any(f is None or not f.is_finite() or f <= 0 for f in fractions):
+        raise ConfigurationError(f"alert fractions must be positive numbers, got {given}")
+    return zone, float(reservation_ttl), tuple(sorted(f for f in fractions if f is not None))
+
+
 class BudgetBook:
     """Budgets, their reservations and alerts, kept in the ledger database."""
 
@@ -171,24 +193,10 @@ class BudgetBook:
         names = [b.name for b in budgets]
         if len(set(names)) != len(names):
             raise ConfigurationError(f"budget names must be unique, got {names}")
-        try:
-            self.timezone = ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigurationError(f"unknown timezone {timezone!r}") from None
-        if not (isinstance(reservation_ttl, int | float) and math.isfinite(reservation_ttl)) or (
-            reservation_ttl <= 0
-        ):
-            raise ConfigurationError(
-                f"reservation_ttl must be positive seconds, got {reservation_ttl!r}"
-            )
-        fractions = sorted({_decimal(f) for f in alert_at})  # type: ignore[type-var]
-        if any(f is None or not f.is_finite() or f <= 0 for f in fractions):
-            raise ConfigurationError(
-                f"alert fractions must be positive numbers, got {list(alert_at)}"
-            )
+        self.timezone, self.reservation_ttl, self.alert_at = book_options(
+            timezone, reservation_ttl, alert_at
+        )
         self.budgets = tuple(budgets)
-        self.reservation_ttl = float(reservation_ttl)
-        self.alert_at: tuple[Decimal, ...] = tuple(f for f in fractions if f is not None)
         self.on_alert = on_alert
         self._clock = clock
         self._path = path
@@ -207,6 +215,11 @@ class BudgetBook:
 
     def _publish(self, budgets: Sequence[Budget]) -> None:
         """Record the budgets' definitions in the ledger, for `costguard budget status`."""
+        with self._lock:
+            self._record_definitions(budgets)
+
+    def _record_definitions(self, budgets: Sequence[Budget]) -> None:
+        """:meth:`_publish`, with ``self._lock`` held."""
         timezone = self._timezone_name
         definitions = [
             (
@@ -218,7 +231,7 @@ class BudgetBook:
             for b in budgets
         ]
         try:
-            with self._lock, immediate(self._conn):
+            with immediate(self._conn):
                 self._conn.executemany(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", definitions
                 )
@@ -261,27 +274,34 @@ class BudgetBook:
 
     def _with_scoped(self, scope: Scope) -> tuple[Budget, ...]:
         """The guard's budgets and the scope's own (published the first time they are seen)."""
-        if not scope.budgets:
+        budgets = scope.budgets
+        if not budgets:
             return self.budgets
-        fresh = []
-        for budget in scope.budgets:
-            known = self._scoped.get(str(budget.name))
-            if known is None:
-                if any(b.name == budget.name for b in self.budgets):
-                    raise ConfigurationError(
-                        f"scope budget {budget.name} has the name of one of the guard's "
-                        "budgets; give it another name"
-                    )
-                fresh.append(budget)
-            elif known != budget:
-                raise ConfigurationError(
-                    f"two different scope budgets are named {budget.name}: {known} and {budget}"
-                )
-        if fresh:
-            self._publish(fresh)
-            for budget in fresh:
-                self._scoped[str(budget.name)] = budget
-        return self.budgets + scope.budgets
+        scoped = self._scoped
+        if any(scoped.get(str(b.name)) != b for b in budgets):
+            # A budget not met before: checked, published and remembered under the lock, so
+            # that two threads bringing different budgets of one name cannot both pass.
+            with self._lock:
+                for budget in budgets:
+                    if self._known(budget) is None:
+                        self._record_definitions([budget])
+                        scoped[str(budget.name)] = budget
+        return self.budgets + budgets
+
+    def _known(self, budget: Budget) -> Budget | None:
+        """The scope budget already published under ``budget``'s name (``None`` if none),
+        after checking that ``budget`` may take that name. Called with ``self._lock`` held."""
+        known = self._scoped.get(str(budget.name))
+        if known is None and any(b.name == budget.name for b in self.budgets):
+            raise ConfigurationError(
+                f"scope budget {budget.name} has the name of one of the guard's budgets; "
+                "give it another name"
+            )
+        if known is not None and known != budget:
+            raise ConfigurationError(
+                f"two different scope budgets are named {budget.name}: {known} and {budget}"
+            )
+        return known
 
     def applicable(self, scope: Scope, now: float) -> tuple[tuple[Budget, str, str], ...]:
         rows = []
