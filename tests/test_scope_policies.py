@@ -273,6 +273,9 @@ def test_a_scope_budget_may_not_take_a_guard_budgets_name(tmp_path: Path) -> Non
         ({"budget": [1]}, "costguard.Budget"),
         ({"cache": "sometimes"}, "cache="),
         ({"prompt_caching": "always"}, "prompt_caching"),
+        ({"feature": 123}, "feature must be a str"),
+        ({"tier": 5}, "tier must be a str"),
+        ({"tags": {"env": 1}}, "tags must map str to str"),
     ],
 )
 def test_bad_scope_values_are_refused_when_the_scope_is_made(

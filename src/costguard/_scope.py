@@ -102,7 +102,11 @@ def current_scope() -> Scope:
 
 def _check(name: str, value: object) -> None:
     if value is not None and not isinstance(value, str):
-        raise TypeError(f"scope {name} must be a str or None, not {type(value).__name__}")
+        from ._errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"scope {name} must be a str or None, not {type(value).__name__} {value!r}"
+        )
 
 
 #: A scope value worked out from the decorated function's arguments, e.g. the user of a request.
@@ -131,7 +135,9 @@ class ScopeManager:
             _check(name, getattr(scope, name))
         for key, value in scope.tags.items():
             if not isinstance(key, str) or not isinstance(value, str):
-                raise TypeError(f"scope tags must map str to str, got {key!r}: {value!r}")
+                from ._errors import ConfigurationError
+
+                raise ConfigurationError(f"scope tags must map str to str, got {key!r}: {value!r}")
         if scope.cache is not None and scope.cache not in CACHE_MODES:
             from ._errors import ConfigurationError
 
