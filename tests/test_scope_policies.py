@@ -486,3 +486,33 @@ def test_bad_budget_options_fail_when_the_guard_is_built_without_guard_budgets(
     construction even when only scopes will bring budgets."""
     with pytest.raises(costguard.ConfigurationError, match=message):
         costguard.CostGuardClient(ledger=tmp_path / "l.db", cache=None, **kwargs)
+
+
+def test_scope_budgets_are_marked_in_the_ledger_so_tools_never_apply_them_to_every_call(
+    tmp_path: Path,
+) -> None:
+    """A named scope budget is recorded as a scope's: budget status lists it, and readers that
+    want only the guard's budgets (the batch flush command) can leave it out; a ledger path
+    with URI characters in it reads fine."""
+    from costguard.spend._budget import BudgetBook
+
+    path = tmp_path / "odd?dir#1" / "l.db"
+    path.parent.mkdir()
+    guard = costguard.CostGuardClient(
+        ledger=path, cache=None, budgets=[costguard.Budget(5, name="team")]
+    )
+    client = guard.wrap(FakeProvider().openai())
+    with guard.scope(budget=costguard.Budget(1, name="summaries")):
+        chat(client)
+    guard.close()
+
+    def names(**options: Any) -> set[str]:
+        books = BudgetBook.published(path, **options)
+        try:
+            return {str(b.name) for book in books for b in book.budgets}
+        finally:
+            for book in books:
+                book.close()
+
+    assert names() == {"team", "summaries"}
+    assert names(include_scoped=False) == {"team"}

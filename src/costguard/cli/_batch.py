@@ -34,19 +34,14 @@ _PROVIDERS = ("openai", "anthropic")
 def _guard(path: Path) -> CostGuardClient:
     """A guard on the ledger, with the budgets the application's guard recorded there.
 
-    The budgets of scopes (recorded under ``scope:`` names) are left out: they apply only to
-    requests deferred inside such a scope, and each of those carries its own."""
+    The budgets of scopes are left out: they apply only to requests deferred inside such a
+    scope, and each of those carries its own."""
     from .. import CostGuardClient
     from ..spend._budget import BudgetBook
 
-    books = BudgetBook.published(path)
+    books = BudgetBook.published(path, include_scoped=False)
     try:
-        budgets = [
-            budget
-            for book in books
-            for budget in book.budgets
-            if not str(budget.name).startswith("scope:")
-        ]
+        budgets = [budget for book in books for budget in book.budgets]
         zone = str(books[0].timezone) if books else "UTC"
     finally:
         for book in books:

@@ -218,14 +218,21 @@ class BudgetBook:
         with self._lock:
             self._record_definitions(budgets)
 
-    def _record_definitions(self, budgets: Sequence[Budget]) -> None:
-        """:meth:`_publish`, with ``self._lock`` held."""
+    def _record_definitions(self, budgets: Sequence[Budget], *, scoped: bool = False) -> None:
+        """:meth:`_publish`, with ``self._lock`` held. ``scoped`` marks a scope's own budgets,
+        which tools reading the ledger must not apply to every call."""
         timezone = self._timezone_name
         definitions = [
             (
                 f"budget:{b.name}",
                 json.dumps(
-                    {"limit": str(b.limit), "period": b.period, "per": b.per, "timezone": timezone}
+                    {
+                        "limit": str(b.limit),
+                        "period": b.period,
+                        "per": b.per,
+                        "timezone": timezone,
+                        **({"scope": True} if scoped else {}),
+                    }
                 ),
             )
             for b in budgets
@@ -239,9 +246,17 @@ class BudgetBook:
             raise LedgerError(f"cannot record budgets in ledger {self._path}: {exc}") from exc
 
     @classmethod
-    def published(cls, path: Path, *, clock: Callable[[], float] = time.time) -> list[BudgetBook]:
-        """Books for the budgets recorded in the ledger at ``path`` (one per timezone)."""
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    def published(
+        cls,
+        path: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        include_scoped: bool = True,
+    ) -> list[BudgetBook]:
+        """Books for the budgets recorded in the ledger at ``path`` (one per timezone);
+        ``include_scoped=False`` leaves out the budgets scopes brought (they apply only to the
+        calls made inside those scopes)."""
+        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
         try:
             rows = conn.execute("SELECT key, value FROM meta WHERE key LIKE 'budget:%'").fetchall()
         finally:
@@ -249,6 +264,8 @@ class BudgetBook:
         by_zone: dict[str, list[Budget]] = {}
         for key, value in rows:
             spec = json.loads(value)
+            if spec.get("scope") and not include_scoped:
+                continue
             budget = Budget(spec["limit"], spec["period"], spec["per"], name=key[len("budget:") :])
             by_zone.setdefault(spec["timezone"], []).append(budget)
         books = []
@@ -284,7 +301,7 @@ class BudgetBook:
             with self._lock:
                 for budget in budgets:
                     if self._known(budget) is None:
-                        self._record_definitions([budget])
+                        self._record_definitions([budget], scoped=True)
                         scoped[str(budget.name)] = budget
         return self.budgets + budgets
 
