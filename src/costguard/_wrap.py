@@ -24,7 +24,7 @@ from .providers import Operation, operations_for
 if TYPE_CHECKING:
     from ._client import CostGuardClient
 
-__all__ = ["wrap_client"]
+__all__ = ["client_info", "wrap_client"]
 
 _SUPPORTED = (
     ("openai", "OpenAI", False),
@@ -55,14 +55,16 @@ def wrap_client(guard: CostGuardClient, client: Any) -> Any:
     return wrapped
 
 
-def _install(guard: CostGuardClient, client: Any, provider: str, is_async: bool) -> None:
+def client_info(guard: CostGuardClient, client: Any, provider: str, is_async: bool) -> ClientInfo:
+    """What the layers may know of ``client``: never its API key, only the ledger's keyed
+    hash and last four characters, and the cache partition derived from it."""
     api_key = getattr(client, "api_key", None)
     key_hash = last4 = partition = None
     if isinstance(api_key, str):
         key_hash, last4 = guard.ledger.key_fingerprint(api_key)
         if guard.cache is not None:
             partition = guard.cache.partition_for_key(api_key)
-    info = ClientInfo(
+    return ClientInfo(
         provider,
         str(client.base_url),
         is_async,
@@ -72,6 +74,10 @@ def _install(guard: CostGuardClient, client: Any, provider: str, is_async: bool)
         partition,
         getattr(client, "max_retries", None),
     )
+
+
+def _install(guard: CostGuardClient, client: Any, provider: str, is_async: bool) -> None:
+    info = client_info(guard, client, provider, is_async)
     # When costguard owns retries, guarded calls go through a twin of the client that never
     # retries on its own (attempts would multiply); the client itself keeps its max_retries
     # for every endpoint costguard does not guard.

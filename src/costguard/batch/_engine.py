@@ -320,14 +320,10 @@ def open_context(
 ) -> Context:
     """The context for one batch API call with ``client``, an OpenAI / Anthropic client whose
     kind (``provider``, ``is_async``) the caller has checked."""
+    from .._wrap import client_info
+
     options = options or BatchOptions()
-    api_key = getattr(client, "api_key", None)
-    key_hash = last4 = partition = None
-    if isinstance(api_key, str):
-        key_hash, last4 = guard.ledger.key_fingerprint(api_key)
-        if guard.cache is not None:
-            partition = guard.cache.partition_for_key(api_key)
-    info = ClientInfo(provider, str(client.base_url), is_async, key_hash, last4, client, partition)
+    info = client_info(guard, client, provider, is_async)
     return Context(
         guard,
         client,
