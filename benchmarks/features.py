@@ -285,7 +285,7 @@ def fast_paths(rounds: int, n: int = 20_000) -> tuple[list[tuple[str, float]], f
         "do-nothing layer (fold cost)": PassThrough(),
         "ScopeLayer": ScopeLayer(prices),
         "PromptCacheLayer": PromptCacheLayer(None, prices),
-        "BudgetLayer": BudgetLayer(no_book, prices),
+        "BudgetLayer": BudgetLayer(no_book, prices, eager=False),
     }
     guard = costguard.CostGuardClient(ledger=":memory:", cache=None)
     manager = guard.scope(feature="bench", user="u1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,6 +17,7 @@ from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
 
 import costguard
+from _helpers import GPT, HAIKU, SONNET, Clock, Crash, ask, assert_rows_at_batch_rates, chat
 from costguard import Budget, BudgetExceededError, ConfigurationError
 from costguard.batch import (
     BatchHandle,
@@ -29,54 +30,7 @@ from costguard.batch._store import BatchStore
 from costguard.pricing import PriceTable, compute_cost
 from costguard.testing import FakeProvider
 
-GPT = "gpt-4o-mini"
-HAIKU = "claude-haiku-4-5"
-SONNET = "claude-sonnet-4-6"
 T = TypeVar("T")
-
-
-class Crash(BaseException):
-    """Stands for the process dying: nothing in costguard catches it."""
-
-
-class Clock:
-    """Unix seconds that move only when the code under test sleeps (either kind of sleep)."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-        self.waits: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
-
-    async def asleep(self, seconds: float) -> None:
-        self.sleep(seconds)
-
-
-@pytest.fixture
-def fake() -> FakeProvider:
-    return FakeProvider()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def options(clock: Clock) -> BatchOptions:
-    return BatchOptions(sleep=clock.sleep, asleep=clock.asleep, clock=clock)
-
-
-@pytest.fixture
-def guard(tmp_path: Path) -> Iterator[costguard.CostGuardClient]:
-    g = costguard.CostGuardClient(ledger=tmp_path / "ledger.db", cache=None)
-    yield g
-    g.close()
 
 
 def run(make: Callable[[], Awaitable[T]]) -> T:
@@ -86,21 +40,11 @@ def run(make: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
-def chat(text: str, model: str = GPT, **params: Any) -> dict[str, Any]:
-    return {"model": model, "messages": [{"role": "user", "content": text}], **params}
-
-
-def ask(text: str, model: str = HAIKU) -> dict[str, Any]:
-    return {"model": model, "max_tokens": 60, "messages": [{"role": "user", "content": text}]}
-
-
 def test_an_async_openai_batch_returns_the_sdk_objects_in_order_with_rows_at_batch_rates(
-    tmp_path: Path, fake: FakeProvider, options: BatchOptions, clock: Clock
+    cached_guard: costguard.CostGuardClient, fake: FakeProvider, options: BatchOptions, clock: Clock
 ) -> None:
     """Chat, Responses and embeddings answers come back in order; each is a batch-rate row."""
-    guard = costguard.CostGuardClient(
-        ledger=tmp_path / "l.db", cache=costguard.ExactCache(tmp_path / "cache")
-    )
+    guard = cached_guard
     client = guard.wrap(fake.async_openai())
     requests = [
         chat("one"),
@@ -131,7 +75,6 @@ def test_an_async_openai_batch_returns_the_sdk_objects_in_order_with_rows_at_bat
         assert row.cost_usd == compute_cost(price, row.usage, batch=True).usd
     live = run(lambda: client.chat.completions.create(**chat("one")))
     assert live == first  # the batch filled the exact cache for live async calls too
-    guard.close()
 
 
 def test_an_async_anthropic_batch_returns_messages_in_order_priced_at_batch_rates(
@@ -147,11 +90,8 @@ def test_an_async_anthropic_batch_returns_messages_in_order_priced_at_batch_rate
     assert isinstance(first, Message) and isinstance(second, Message)
     assert [first.content[0].text, second.content[0].text] == ["first", "second"]  # type: ignore[union-attr]
     assert len(fake.batches.ids) == 1
-    prices = PriceTable.default()
-    for row in guard.ledger.records():
-        price = prices.require(row.requested_model or "")
-        assert row.cost_usd == compute_cost(price, row.usage, batch=True).usd
-        assert (row.service_tier, row.batch_id) == ("batch", fake.batches.ids[0])
+    assert sorted(r.requested_model or "" for r in guard.ledger.records()) == [HAIKU, SONNET]
+    assert_rows_at_batch_rates(guard, fake.batches.ids[0])
 
 
 def test_without_wait_abatch_returns_a_handle_that_aresolve_collects(

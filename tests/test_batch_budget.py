@@ -19,16 +19,6 @@ GPT = "gpt-4o-mini"
 QUESTION = [{"role": "user", "content": "Summarise the quarterly report."}]
 
 
-@pytest.fixture
-def fake() -> FakeProvider:
-    return FakeProvider()
-
-
-@pytest.fixture
-def options() -> BatchOptions:
-    return BatchOptions(sleep=lambda seconds: None, clock=lambda: 1_800_000_000.0)
-
-
 def chat(**params: Any) -> dict[str, Any]:
     return {"model": GPT, "messages": QUESTION, "max_tokens": 1000, **params}
 

@@ -16,11 +16,6 @@ CLAUDE = "claude-haiku-4-5"
 STRICT: dict[str, Any] = {"_strict_response_validation": True}
 
 
-@pytest.fixture
-def fake() -> FakeProvider:
-    return FakeProvider()
-
-
 def jsonl(lines: list[dict[str, Any]]) -> bytes:
     return b"".join(json.dumps(line).encode() + b"\n" for line in lines)
 

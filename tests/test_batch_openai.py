@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import openai
 import pytest
 from openai.types import CreateEmbeddingResponse
@@ -16,6 +14,7 @@ from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
 
 import costguard
+from _helpers import GPT, Clock, chat, connection_error, refuse_batches
 from costguard import ConfigurationError, InvalidRequestError
 from costguard.batch import (
     BatchHandle,
@@ -28,50 +27,11 @@ from costguard.batch import (
 from costguard.pricing import PriceTable, compute_cost
 from costguard.testing import FakeProvider
 
-GPT = "gpt-4o-mini"
-
-
-class Clock:
-    """Unix seconds that move only when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-        self.waits: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
-
 
 @pytest.fixture
-def fake() -> FakeProvider:
-    return FakeProvider()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def options(clock: Clock) -> BatchOptions:
-    return BatchOptions(sleep=clock.sleep, clock=clock)
-
-
-@pytest.fixture
-def guard(tmp_path: Path) -> Iterator[costguard.CostGuardClient]:
-    g = costguard.CostGuardClient(
-        ledger=tmp_path / "ledger.db", cache=costguard.ExactCache(tmp_path / "cache")
-    )
-    yield g
-    g.close()
-
-
-def chat(text: str, model: str = GPT, **params: Any) -> dict[str, Any]:
-    return {"model": model, "messages": [{"role": "user", "content": text}], **params}
+def guard(cached_guard: costguard.CostGuardClient) -> costguard.CostGuardClient:
+    """Batches here run with the exact cache on."""
+    return cached_guard
 
 
 def created_batches(fake: FakeProvider) -> list[dict[str, Any]]:
@@ -430,11 +390,7 @@ def test_a_submission_the_provider_refuses_raises_its_error_and_fails_the_reques
 ) -> None:
     """When no batch could be created the SDK's exception reaches the caller; rows say why."""
     client = fake.openai()
-
-    def refuse(**kwargs: Any) -> Any:
-        raise openai.APIConnectionError(request=httpx2.Request("POST", "https://api.openai.com"))
-
-    monkeypatch.setattr(client.batches, "create", refuse)
+    refuse_batches(client, monkeypatch, connection_error())
     with pytest.raises(openai.APIConnectionError):
         guard.batch(client, [chat("a")], options=options)
     [row] = guard.ledger.records()

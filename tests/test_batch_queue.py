@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,69 +14,24 @@ from anthropic.types import Message
 from openai.types.chat import ChatCompletion
 
 import costguard
+from _helpers import Clock, Crash, ask, chat, connection_error, refuse_batches, status_error
 from costguard import InvalidRequestError
 from costguard.batch import BatchItemError, BatchLimits, BatchOptions
 from costguard.batch._store import BatchStore
 from costguard.testing import FakeProvider
 
-GPT = "gpt-4o-mini"
-HAIKU = "claude-haiku-4-5"
 ULID = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-class Crash(BaseException):
-    """Stands for the process dying: nothing in costguard catches it."""
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def fake() -> FakeProvider:
-    return FakeProvider()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def options(clock: Clock) -> BatchOptions:
-    return BatchOptions(sleep=clock.sleep, clock=clock)
 
 
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
+    """The ledger file of the ``guard`` fixture."""
     return tmp_path / "ledger.db"
-
-
-@pytest.fixture
-def guard(path: Path) -> Iterator[costguard.CostGuardClient]:
-    g = costguard.CostGuardClient(ledger=path, cache=None)
-    yield g
-    g.close()
 
 
 def fresh(path: Path) -> costguard.CostGuardClient:
     """Another process's guard on the same ledger."""
     return costguard.CostGuardClient(ledger=path, cache=None)
-
-
-def chat(text: str, **params: Any) -> dict[str, Any]:
-    return {"model": GPT, "messages": [{"role": "user", "content": text}], **params}
-
-
-def ask(text: str) -> dict[str, Any]:
-    return {"model": HAIKU, "max_tokens": 40, "messages": [{"role": "user", "content": text}]}
 
 
 def crash_at(step: str, options: BatchOptions) -> BatchOptions:
@@ -86,22 +40,6 @@ def crash_at(step: str, options: BatchOptions) -> BatchOptions:
             raise Crash(f"died after {name} {ident}")
 
     return BatchOptions(sleep=options.sleep, clock=options.clock, on_step=hook)
-
-
-def refuse_batches(
-    client: openai.OpenAI,
-    error: type[openai.APIStatusError],
-    status: int,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Make ``client.batches.create`` answer with the provider's ``status`` refusal."""
-    request = httpx2.Request("POST", "https://api.openai.com/v1/batches")
-    refusal = error("refused", response=httpx2.Response(status, request=request), body=None)
-
-    def refuse(**kwargs: Any) -> Any:
-        raise refusal
-
-    monkeypatch.setattr(client.batches, "create", refuse)
 
 
 def die_flushing(
@@ -372,11 +310,7 @@ def test_a_provider_outage_at_submission_keeps_the_requests_queued(
     client = fake.openai()
     guard.defer(client, chat("a"))
     real_create = client.batches.create
-
-    def outage(**kwargs: Any) -> Any:
-        raise openai.APIConnectionError(request=httpx2.Request("POST", "https://api.openai.com"))
-
-    monkeypatch.setattr(client.batches, "create", outage)
+    refuse_batches(client, monkeypatch, connection_error())
     report = guard.flush_deferred(client, options=options)
     assert report.submitted == 0
     assert report.errors and "APIConnectionError" in report.errors[0]
@@ -394,7 +328,7 @@ def test_a_batch_the_provider_refuses_fails_its_requests(
     """A 400 for the batch itself cannot be cured by retrying: its requests fail, "rejected"."""
     client = fake.openai()
     handle = guard.defer(client, chat("a"))
-    refuse_batches(client, openai.BadRequestError, 400, monkeypatch)
+    refuse_batches(client, monkeypatch, status_error(openai.BadRequestError, 400))
     report = guard.flush_deferred(client, options=options)
     assert report.errors and states(guard.ledger.path) == ["failed"]
     with pytest.raises(BatchItemError) as raised:
@@ -403,12 +337,10 @@ def test_a_batch_the_provider_refuses_fails_its_requests(
 
 
 def test_a_deferred_request_the_cache_can_answer_is_not_sent(
-    tmp_path: Path, fake: FakeProvider, options: BatchOptions
+    cached_guard: costguard.CostGuardClient, fake: FakeProvider, options: BatchOptions
 ) -> None:
     """At flush time the exact cache is consulted first: a held answer finishes the request."""
-    guard = costguard.CostGuardClient(
-        ledger=tmp_path / "l.db", cache=costguard.ExactCache(tmp_path / "cache")
-    )
+    guard = cached_guard
     client = guard.wrap(fake.openai())
     live = client.chat.completions.create(**chat("known"))
     handle = guard.defer(client, chat("known"))
@@ -416,7 +348,6 @@ def test_a_deferred_request_the_cache_can_answer_is_not_sent(
     assert (report.cache_hits, report.submitted, fake.batches.ids) == (1, 0, [])
     assert guard.resolve(handle, client, wait=False) == live
     assert guard.ledger.records()[-1].cache == "exact"
-    guard.close()
 
 
 def test_deferred_rows_keep_the_scope_they_were_queued_in(
@@ -514,7 +445,7 @@ def test_resolving_a_request_that_cannot_be_submitted_raises_the_providers_error
     """A refused key surfaces from resolve at once; the request stays queued for a later try."""
     client = fake.openai()
     handle = guard.defer(client, chat("a"))
-    refuse_batches(client, openai.AuthenticationError, 401, monkeypatch)
+    refuse_batches(client, monkeypatch, status_error(openai.AuthenticationError, 401))
     with pytest.raises(openai.AuthenticationError):
         guard.resolve(handle, client, options=options)
     assert (states(guard.ledger.path), clock.now) == (["queued"], 1_800_000_000.0)

@@ -23,19 +23,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import costguard
+from _helpers import Clock
 from costguard.ledger import new_id
 from costguard.spend._budget import BudgetBook
 from costguard.testing import FakeProvider
 
 HI = [{"role": "user", "content": "hi"}]
-
-
-class Clock:
-    def __init__(self, now: float = datetime(2026, 3, 14, 12, tzinfo=UTC).timestamp()) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def guard_with(

@@ -22,22 +22,10 @@ from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
 
 import costguard
+from _helpers import Clock
 from costguard.testing import FakeProvider
 
 HI = [{"role": "user", "content": "What is a good name for a cat?"}]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

@@ -10,15 +10,8 @@ from typing import Any
 import pytest
 
 import costguard
+from _helpers import Clock
 from costguard.testing import FakeProvider
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def ask(text: str, system: str | None = None) -> list[dict[str, str]]:
@@ -36,11 +29,6 @@ def make_guard(tmp_path: Path, clock: Clock, threshold: float = 0.88, embedder: 
             directory=tmp_path / "semantic",
         ),
     )
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

@@ -15,11 +15,6 @@ from costguard.testing import FakeProvider
 HI = [{"role": "user", "content": "Summarise our refund policy."}]
 
 
-@pytest.fixture
-def fake() -> FakeProvider:
-    return FakeProvider()
-
-
 def make(tmp_path: Path, **cascade: Any) -> costguard.CostGuardClient:
     return costguard.CostGuardClient(
         ledger=tmp_path / "l.db",

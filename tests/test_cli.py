@@ -19,21 +19,6 @@ from costguard.testing import FakeProvider
 HI = [{"role": "user", "content": "hi"}]
 
 
-@pytest.fixture
-def ledger_path(tmp_path: Path) -> Path:
-    path = tmp_path / "ledger.db"
-    guard = costguard.CostGuardClient(ledger=path)
-    fake = FakeProvider()
-    gpt, claude = guard.wrap(fake.openai()), guard.wrap(fake.anthropic())
-    with guard.scope(feature="chat", user="u1"):
-        gpt.chat.completions.create(model="gpt-4o-mini", messages=HI)
-        claude.messages.create(model="claude-haiku-4-5", max_tokens=20, messages=HI)
-    with guard.scope(feature="search", user="u2"):
-        gpt.embeddings.create(model="text-embedding-3-small", input="hi")
-    guard.close()
-    return path
-
-
 def test_demo_prints_spend_by_model_and_feature(capsys: pytest.CaptureFixture[str]) -> None:
     """`costguard demo` runs offline and prints what was spent, per model and per feature."""
     assert main(["demo"]) == 0

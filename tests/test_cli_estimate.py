@@ -288,7 +288,8 @@ factors = st.decimals(min_value=1, max_value=20, places=2)
 def test_projection_is_exact_and_consistent(
     model: str, n: Decimal, i: int, o: int, h: Decimal, f: Decimal
 ) -> None:
-    """Month = per-request x requests; plan = month x factor; cached + saved = month, exactly."""
+    """Month = per-request x requests; plan = month x factor; cached + saved = month, exactly;
+    every model here has Batch API rates, so a batch month is given, at exactly those rates."""
     price = PriceTable.default().require(model)
     p = project_monthly_cost(
         price,
@@ -304,8 +305,11 @@ def test_projection_is_exact_and_consistent(
     assert p.planned_usd == p.monthly_usd * f >= p.monthly_usd
     assert p.cached_usd + p.cache_saving_usd == p.monthly_usd
     assert p.cache_saving_usd == p.monthly_usd * h
-    if p.batch_monthly_usd is not None:
-        assert p.batch_monthly_usd <= p.monthly_usd
+    assert price.batch is not None and p.batch_monthly_usd is not None
+    assert p.batch_monthly_usd <= p.monthly_usd
+    usage = costguard.Usage(input_tokens=i, output_tokens=o)
+    assert p.batch_monthly_usd == compute_cost(price, usage, batch=True).usd * n * 30
+    assert p.batch_monthly_usd * 2 == p.monthly_usd  # every batch rate here is half price
 
 
 @given(model=st.sampled_from(MODELS), n=per_day, i=tokens, o=st.integers(0, 100_000))

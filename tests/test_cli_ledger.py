@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 import costguard
+from _helpers import Clock
+from costguard.batch import BatchOptions
 from costguard.cli import main
 from costguard.ledger import CallRecord, Ledger, new_id
 from costguard.ledger._maintenance import iter_rows, write_rows
@@ -26,22 +28,6 @@ from costguard.testing import FakeProvider
 
 HI = [{"role": "user", "content": "hi"}]
 POSIX = pytest.mark.skipif(sys.platform == "win32", reason="journals need POSIX flock")
-
-
-@pytest.fixture
-def ledger_path(tmp_path: Path) -> Path:
-    """Three calls made through the real SDKs on the fake provider."""
-    path = tmp_path / "ledger.db"
-    guard = costguard.CostGuardClient(ledger=path)
-    fake = FakeProvider()
-    gpt, claude = guard.wrap(fake.openai()), guard.wrap(fake.anthropic())
-    with guard.scope(feature="chat", user="u1"):
-        gpt.chat.completions.create(model="gpt-4o-mini", messages=HI)
-        claude.messages.create(model="claude-haiku-4-5", max_tokens=20, messages=HI)
-    with guard.scope(feature="search", user="u2"):
-        gpt.embeddings.create(model="text-embedding-3-small", input="hi")
-    guard.close()
-    return path
 
 
 def _record(day: int, cost: str | None = "0.001", **changes: Any) -> CallRecord:
@@ -519,15 +505,28 @@ def test_prune_with_nothing_to_remove_is_not_an_error(
     assert "nothing to prune" in capsys.readouterr().out
 
 
-def test_prune_keeps_budgets_intact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Pruning every call leaves budget totals, reservations and rate events as they were."""
+def test_prune_keeps_budgets_intact(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    fake: FakeProvider,
+    clock: Clock,
+    options: BatchOptions,
+) -> None:
+    """Pruning every call leaves budget totals, reservations, alerts and rate events as they
+    were (each table holds rows: alerts fire at 0.1%, a batch not yet resolved holds its
+    reservation, and a rate limit records every call)."""
     path = tmp_path / "l.db"
     budgets = [costguard.Budget(1, name="app"), costguard.Budget("0.5", per="user", name="u")]
-    with costguard.CostGuardClient(ledger=path, cache=None, budgets=budgets) as guard:
-        client = guard.wrap(FakeProvider().openai())
-        with guard.scope(user="u42"):
+    limits = costguard.RateLimits(tiers={"free": 100}, clock=clock, sleep=clock.sleep)
+    with costguard.CostGuardClient(
+        ledger=path, cache=None, budgets=budgets, alert_at=("0.001",), rate_limits=limits
+    ) as guard:
+        client = guard.wrap(fake.openai())
+        with guard.scope(user="u42", tier="free"):
             for _ in range(3):
                 client.chat.completions.create(model="gpt-4o", messages=HI, max_tokens=50)
+            request = {"model": "gpt-4o", "messages": HI, "max_tokens": 50}
+            guard.batch(fake.openai(), [request], wait=False, options=options)
     tables = ["budget_spend", "budget_reservations", "budget_alerts", "rate_events"]
 
     def snapshot() -> dict[str, list[Any]]:
@@ -536,6 +535,7 @@ def test_prune_keeps_budgets_intact(tmp_path: Path, capsys: pytest.CaptureFixtur
 
     before = snapshot()
     assert before["budget_spend"]
+    assert [t for t in tables if not before[t]] == []  # nothing here is vacuously kept
     budget = _json(capsys, "budget", "status", "--ledger", str(path), "--json")
     argv = ["ledger", "prune", "--before", "2999-01-01", "--yes", "--vacuum", "--ledger", str(path)]
     assert main(argv) == 0

@@ -86,11 +86,6 @@ def test_guards_refuse_sockets() -> None:
         socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 
 
-@pytest.fixture
-def fake() -> FakeProvider:
-    return FakeProvider()
-
-
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
 

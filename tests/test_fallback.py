@@ -13,6 +13,7 @@ import openai
 import pytest
 
 import costguard
+from _helpers import Clock
 from costguard._call import Call
 from costguard._errors import ConfigurationError, FallbackAttempt, FallbackExhaustedError
 from costguard.layers.fallback import FallbackLayer
@@ -29,20 +30,7 @@ CONTEXT_MESSAGE = (
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 MakeGuard = Callable[..., costguard.CostGuardClient]
-
-
-@pytest.fixture
-def fake() -> FakeProvider:
-    return FakeProvider()
 
 
 @pytest.fixture
@@ -255,7 +243,7 @@ def test_a_model_that_keeps_failing_is_not_tried_until_its_cooldown_ends(
     fake: FakeProvider, make_guard: MakeGuard
 ) -> None:
     """After 2 failures in a row gpt-4o is skipped for 30 s, then tried again."""
-    clock = Clock()
+    clock = Clock(0.0)
     layer = FallbackLayer(CHAIN, PRICES, cooldown_s=30.0, failures_before_cooldown=2, clock=clock)
     client = make_guard(layer).wrap(fake.openai())
     fake.fail(500)
@@ -273,7 +261,7 @@ def test_a_model_that_keeps_failing_is_not_tried_until_its_cooldown_ends(
 
 def test_a_success_resets_the_run_of_failures(fake: FakeProvider, make_guard: MakeGuard) -> None:
     """Fail, succeed, fail: never two failures in a row, so gpt-4o is never cooled down."""
-    layer = FallbackLayer(CHAIN, PRICES, failures_before_cooldown=2, clock=Clock())
+    layer = FallbackLayer(CHAIN, PRICES, failures_before_cooldown=2, clock=Clock(0.0))
     client = make_guard(layer).wrap(fake.openai())
     fake.fail(500)
     client.chat.completions.create(model="gpt-4o", messages=HI)
@@ -328,7 +316,7 @@ def test_cooling_models_are_listed_as_skipped_with_their_time_left(
     fake: FakeProvider, make_guard: MakeGuard
 ) -> None:
     """With every model cooling down nothing is sent: each attempt is a skip with 20 s left."""
-    clock = Clock()
+    clock = Clock(0.0)
     layer = FallbackLayer(
         {"gpt-4o": ["gpt-4o-mini"]}, PRICES, failures_before_cooldown=1, clock=clock
     )

@@ -44,16 +44,21 @@ def test_costguards_own_refusals_are_logged_at_info(
 
 
 def test_nothing_reaches_stderr_or_stdout_without_logging_configured() -> None:
-    """With no handler configured (a NullHandler is installed), guarded calls print nothing."""
+    """With no handler configured (a NullHandler is installed), guarded calls print nothing,
+    not even the WARNING a budget alert logs (Python's last-resort handler would print it)."""
     code = (
         "import costguard, tempfile, pathlib\n"
         "from costguard.testing import FakeProvider\n"
         "d = pathlib.Path(tempfile.mkdtemp())\n"
-        "g = costguard.CostGuardClient(ledger=d / 'l.db', cache=costguard.ExactCache(d / 'c'))\n"
+        "hi = [{'role': 'user', 'content': 'hi'}]\n"
+        "limit = costguard.estimate_cost('gpt-4o-mini', hi, max_tokens=20)\n"
+        "g = costguard.CostGuardClient(ledger=d / 'l.db', cache=costguard.ExactCache(d / 'c'),"
+        " budgets=[costguard.Budget(limit, period='total')])\n"
         "c = g.wrap(FakeProvider().openai())\n"
         "for _ in range(2):\n"
-        "    c.chat.completions.create(model='gpt-4o-mini', messages=[{'role': 'user',"
-        " 'content': 'hi'}])\n"
+        "    c.chat.completions.create(model='gpt-4o-mini', messages=hi, max_tokens=20)\n"
+        "[status] = g.budget_status()\n"
+        "assert status.spent >= limit / 2, 'the 50% alert (a WARNING) must have fired'\n"
         "g.close()\n"
     )
     done = subprocess.run(

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import costguard
+from _helpers import Clock
 from costguard._call import Call, ClientInfo, Outcome
 from costguard._scope import Scope, ScopeManager
 from costguard.layers import promptcache
@@ -741,23 +742,13 @@ def test_the_fake_openai_cache_is_keyed_by_prompt_cache_key() -> None:
     assert cached([user("short"), user("y")]) == 0
 
 
-class Clock:
-    """A clock to inject into FakeProvider: seconds that move only when the test moves them."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.mark.parametrize(("ttl", "seconds"), [("5m", 300.0), ("1h", 3600.0)])
 def test_the_fake_anthropic_cache_expires_after_its_ttl_and_each_read_refreshes_it(
     ttl: str, seconds: float
 ) -> None:
     """An entry is read within its TTL of its last use, each read starting the TTL again;
     once it has gone unused for the whole TTL it is a miss, and the prefix is written again."""
-    clock = Clock()
+    clock = Clock(0.0)
     claude = FakeProvider(clock=clock).anthropic()
     system = [
         {"type": "text", "text": LONG_SYSTEM, "cache_control": {"type": "ephemeral", "ttl": ttl}}
@@ -783,7 +774,7 @@ def test_the_fake_anthropic_cache_expires_after_its_ttl_and_each_read_refreshes_
 def test_a_5m_fake_anthropic_entry_is_gone_when_a_1h_one_is_still_read() -> None:
     """Six minutes after both were written, the 1-hour prefix is read and the 5-minute one is
     written again."""
-    clock = Clock()
+    clock = Clock(0.0)
     claude = FakeProvider(clock=clock).anthropic()
 
     def send(text: str, ttl: str) -> anthropic.types.Usage:
@@ -812,7 +803,7 @@ def test_the_fake_openai_cache_forgets_a_prefix_left_unused(
     """A prefix is read while requests use it less than 5 minutes apart (or the minimum
     lifetime prompt_cache_options.ttl asks for), each use starting that time again; after it
     has gone unused that long it is a miss, and is cached again."""
-    clock = Clock()
+    clock = Clock(0.0)
     client = FakeProvider(clock=clock).openai()
     system = {"role": "system", "content": LONG_SYSTEM}
 

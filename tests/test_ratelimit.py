@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import costguard
+from _helpers import Clock
 from costguard._errors import RateLimitedError
 from costguard._scope import Scope
 from costguard.layers.ratelimit import RateLimitLayer
@@ -28,41 +29,17 @@ HI = [{"role": "user", "content": "hi"}]
 T0 = 1_000_000.0
 
 
-class FakeClock:
-    """A clock that only moves when told to, or when something sleeps on it."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-        self.slept: list[float] = []
-        self.during_sleep: Callable[[], object] | None = None
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-        if self.during_sleep is not None:
-            self.during_sleep()
-
-    async def asleep(self, seconds: float) -> None:
-        self.sleep(seconds)
-
-
 Guard = tuple[costguard.CostGuardClient, Any, FakeProvider]
 MakeGuard = Callable[..., Guard]
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> Clock:
+    return Clock(T0)
 
 
 @pytest.fixture
-def make_guard(tmp_path: Path, clock: FakeClock) -> Iterator[MakeGuard]:
+def make_guard(tmp_path: Path, clock: Clock) -> Iterator[MakeGuard]:
     """Build guards on one ledger file, each with its own RateLimitLayer; closed at the end."""
     made: list[tuple[costguard.CostGuardClient, RateLimitLayer]] = []
 
@@ -95,7 +72,7 @@ def ask(client: Any, **params: Any) -> Any:
 
 
 def test_the_call_after_the_limit_is_refused_with_retry_after_and_never_sent(
-    make_guard: MakeGuard, clock: FakeClock
+    make_guard: MakeGuard, clock: Clock
 ) -> None:
     """The (N+1)th call raises RateLimitedError; retry_after = oldest + window - now."""
     guard, client, fake = make_guard({"free": 3}, per="hour")
@@ -111,7 +88,7 @@ def test_the_call_after_the_limit_is_refused_with_retry_after_and_never_sent(
 
 
 def test_the_window_slides_as_the_oldest_call_leaves_it(
-    make_guard: MakeGuard, clock: FakeClock
+    make_guard: MakeGuard, clock: Clock
 ) -> None:
     """Once the oldest call is a full window old, one more call fits, and no more."""
     guard, client, fake = make_guard({"free": 2}, per="minute")
@@ -127,7 +104,7 @@ def test_the_window_slides_as_the_oldest_call_leaves_it(
     assert len(fake.requests) == 3
 
 
-def test_a_numeric_window_is_that_many_seconds(make_guard: MakeGuard, clock: FakeClock) -> None:
+def test_a_numeric_window_is_that_many_seconds(make_guard: MakeGuard, clock: Clock) -> None:
     """per=90 means a 90-second window."""
     guard, client, _ = make_guard({"free": 1}, per=90)
     with guard.scope(user="u1", tier="free"):
@@ -155,7 +132,7 @@ def test_each_tier_has_its_own_allowance(make_guard: MakeGuard) -> None:
 
 
 def test_the_plan_can_come_from_a_tag_leaving_tier_to_the_router(
-    tmp_path: Path, clock: FakeClock
+    tmp_path: Path, clock: Clock
 ) -> None:
     """With tier_tag="plan", the rate limit reads the plan from the scope's tags, so the same
     scope can also carry a router's draft tier."""
@@ -307,21 +284,19 @@ def test_bad_settings_are_refused_at_construction_naming_the_field(
 # -- wait mode ------------------------------------------------------------------------------
 
 
-def test_wait_mode_sleeps_exactly_until_the_call_fits(
-    make_guard: MakeGuard, clock: FakeClock
-) -> None:
+def test_wait_mode_sleeps_exactly_until_the_call_fits(make_guard: MakeGuard, clock: Clock) -> None:
     """With wait=True a refused call sleeps retry_after through the injected sleep, then goes."""
     guard, client, fake = make_guard({"free": 1}, per="minute", wait=True, max_wait_s=90)
     with guard.scope(user="u1", tier="free"):
         ask(client)
         clock.advance(15)
         ask(client)
-    assert clock.slept == [45]
+    assert clock.waits == [45]
     assert len(fake.requests) == 2
 
 
 def test_wait_mode_gives_up_at_once_when_the_wait_exceeds_max_wait(
-    make_guard: MakeGuard, clock: FakeClock
+    make_guard: MakeGuard, clock: Clock
 ) -> None:
     """A wait longer than max_wait_s raises RateLimitedError without sleeping."""
     guard, client, fake = make_guard({"free": 1}, per="hour", wait=True, max_wait_s=30)
@@ -330,12 +305,12 @@ def test_wait_mode_gives_up_at_once_when_the_wait_exceeds_max_wait(
         with pytest.raises(RateLimitedError) as info:
             ask(client)
     assert info.value.retry_after == 3600
-    assert clock.slept == []
+    assert clock.waits == []
     assert len(fake.requests) == 1
 
 
 def test_wait_mode_stops_after_max_wait_when_others_take_the_freed_slot(
-    make_guard: MakeGuard, clock: FakeClock
+    make_guard: MakeGuard, clock: Clock
 ) -> None:
     """If another caller takes each freed slot, the waiter gives up once max_wait_s is spent."""
     guard, client, fake = make_guard({"free": 1}, per="minute", wait=True, max_wait_s=100)
@@ -350,7 +325,7 @@ def test_wait_mode_stops_after_max_wait_when_others_take_the_freed_slot(
         clock.during_sleep = thief
         with pytest.raises(RateLimitedError) as info:
             ask(client)
-    assert clock.slept == [60]
+    assert clock.waits == [60]
     assert info.value.retry_after == 60
     assert (len(fake.requests), len(other_fake.requests)) == (1, 1)
 
@@ -358,7 +333,7 @@ def test_wait_mode_stops_after_max_wait_when_others_take_the_freed_slot(
 # -- async ----------------------------------------------------------------------------------
 
 
-def test_an_async_client_is_limited_the_same_way(make_guard: MakeGuard, clock: FakeClock) -> None:
+def test_an_async_client_is_limited_the_same_way(make_guard: MakeGuard, clock: Clock) -> None:
     """Through AsyncOpenAI the (N+1)th call is refused with the same retry_after."""
     guard, client, fake = make_guard({"free": 2}, per="minute", is_async=True)
 
@@ -376,7 +351,7 @@ def test_an_async_client_is_limited_the_same_way(make_guard: MakeGuard, clock: F
     assert len(fake.requests) == 2
 
 
-def test_an_async_waiter_awaits_the_injected_sleep(make_guard: MakeGuard, clock: FakeClock) -> None:
+def test_an_async_waiter_awaits_the_injected_sleep(make_guard: MakeGuard, clock: Clock) -> None:
     """Async wait mode awaits asleep for retry_after, then sends the call."""
     guard, client, fake = make_guard({"free": 1}, per="minute", wait=True, is_async=True)
 
@@ -387,11 +362,11 @@ def test_an_async_waiter_awaits_the_injected_sleep(make_guard: MakeGuard, clock:
             await ask(client)
 
     asyncio.run(main())
-    assert clock.slept == [10]
+    assert clock.waits == [10]
     assert len(fake.requests) == 2
 
 
-def test_an_async_waiter_gives_up_after_max_wait(make_guard: MakeGuard, clock: FakeClock) -> None:
+def test_an_async_waiter_gives_up_after_max_wait(make_guard: MakeGuard, clock: Clock) -> None:
     """Async wait mode raises, without sleeping, when the wait exceeds max_wait_s."""
     guard, client, _ = make_guard({"free": 1}, per="hour", wait=True, is_async=True)
 
@@ -402,14 +377,14 @@ def test_an_async_waiter_gives_up_after_max_wait(make_guard: MakeGuard, clock: F
 
     with pytest.raises(RateLimitedError):
         asyncio.run(main())
-    assert clock.slept == []
+    assert clock.waits == []
 
 
 # -- tokens per minute ----------------------------------------------------------------------
 
 
 def test_tokens_are_charged_after_a_call_and_refuse_the_next_minute(
-    make_guard: MakeGuard, clock: FakeClock
+    make_guard: MakeGuard, clock: Clock
 ) -> None:
     """Once the last minute's tokens reach the allowance, calls wait for the charge to age out."""
     guard, client, fake = make_guard({"free": 100}, tokens_per_minute=100)
@@ -456,7 +431,7 @@ def test_a_streams_tokens_are_charged_when_it_finishes(make_guard: MakeGuard) ->
 
 
 def test_an_async_streams_tokens_are_charged_when_it_finishes(
-    make_guard: MakeGuard, clock: FakeClock
+    make_guard: MakeGuard, clock: Clock
 ) -> None:
     """An async stream's usage is charged once the stream has been read."""
     guard, client, fake = make_guard({"free": 100}, tokens_per_minute=100, is_async=True)
@@ -509,9 +484,7 @@ def test_two_layers_on_one_ledger_share_the_count(make_guard: MakeGuard) -> None
             ask(client_a)
 
 
-def test_limits_with_different_windows_keep_separate_counts(
-    tmp_path: Path, clock: FakeClock
-) -> None:
+def test_limits_with_different_windows_keep_separate_counts(tmp_path: Path, clock: Clock) -> None:
     """A per-minute and a per-day limit on one guard each count every call once."""
     path = tmp_path / "l.db"
     minute = RateLimits(tiers={"free": 2}, per="minute", clock=clock)

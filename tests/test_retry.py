@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import costguard
+from _helpers import Clock
 from costguard._call import Call, ClientInfo, Outcome
 from costguard._errors import (
     BudgetExceededError,
@@ -38,20 +39,7 @@ CHAT = operations_for("openai")[0]
 REQUEST = httpx2.Request("POST", "https://api.openai.com/v1/chat/completions")
 
 
-class Sleeps:
-    """Stands in for time.sleep / asyncio.sleep: records each wait, never waits."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-    async def asleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-
-def policy(sleeps: Sleeps, **settings: Any) -> Retry:
+def policy(sleeps: Clock, **settings: Any) -> Retry:
     """A Retry that records its waits and has no jitter unless told otherwise."""
     settings.setdefault("jitter", lambda: 0.0)
     return Retry(sleep=sleeps.sleep, asleep=sleeps.asleep, **settings)
@@ -61,13 +49,8 @@ MakeGuard = Callable[..., costguard.CostGuardClient]
 
 
 @pytest.fixture
-def fake() -> FakeProvider:
-    return FakeProvider()
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
+def sleeps() -> Clock:
+    return Clock()
 
 
 @pytest.fixture
@@ -117,7 +100,7 @@ def failing(errors: Sequence[BaseException], seen: list[Call]) -> Callable[[Call
 
 
 def test_a_429_storm_waits_as_told_then_returns_the_answer(
-    fake: FakeProvider, sleeps: Sleeps, make_guard: MakeGuard
+    fake: FakeProvider, sleeps: Clock, make_guard: MakeGuard
 ) -> None:
     """Three 429s with retry-after 2 are waited out (2 s each); the fourth attempt answers."""
     guard = make_guard(policy(sleeps, max_attempts=4, max_wait_s=30))
@@ -133,7 +116,7 @@ def test_a_429_storm_waits_as_told_then_returns_the_answer(
 
 
 def test_only_the_answered_attempt_is_billed(
-    fake: FakeProvider, sleeps: Sleeps, make_guard: MakeGuard
+    fake: FakeProvider, sleeps: Clock, make_guard: MakeGuard
 ) -> None:
     """A call retried twice is one ledger row whose usage is the one answer's usage."""
     guard = make_guard(policy(sleeps, max_attempts=3))
@@ -148,7 +131,7 @@ def test_only_the_answered_attempt_is_billed(
 
 
 def test_retry_after_ms_is_preferred_to_retry_after(
-    fake: FakeProvider, sleeps: Sleeps, make_guard: MakeGuard
+    fake: FakeProvider, sleeps: Clock, make_guard: MakeGuard
 ) -> None:
     """retry-after-ms: 1500 wins over retry-after: 2 (whole seconds, rounded up)."""
     client = make_guard(policy(sleeps, max_attempts=2)).wrap(fake.openai())
@@ -184,7 +167,7 @@ def test_a_malformed_or_negative_retry_after_falls_back_to_backoff(value: str) -
 
 
 def test_retry_after_is_cut_to_retry_after_cap_s(
-    fake: FakeProvider, sleeps: Sleeps, make_guard: MakeGuard
+    fake: FakeProvider, sleeps: Clock, make_guard: MakeGuard
 ) -> None:
     """A server asking for 100 s is waited for retry_after_cap_s (5 s) only."""
     client = make_guard(policy(sleeps, max_attempts=2, retry_after_cap_s=5)).wrap(fake.openai())
@@ -197,7 +180,7 @@ def test_retry_after_is_cut_to_retry_after_cap_s(
 
 
 def test_server_errors_back_off_exponentially(
-    fake: FakeProvider, sleeps: Sleeps, make_guard: MakeGuard
+    fake: FakeProvider, sleeps: Clock, make_guard: MakeGuard
 ) -> None:
     """500, 503, 503 without retry-after wait 0.5, 1, 2 s, then the call answers."""
     guard = make_guard(policy(sleeps, max_attempts=4))
@@ -210,7 +193,7 @@ def test_server_errors_back_off_exponentially(
 
 
 def test_backoff_stops_growing_at_max_delay_s(
-    fake: FakeProvider, sleeps: Sleeps, make_guard: MakeGuard
+    fake: FakeProvider, sleeps: Clock, make_guard: MakeGuard
 ) -> None:
     """With initial 1 s and max_delay_s 3, the waits are 1, 2, 3, 3."""
     retry = policy(sleeps, max_attempts=5, initial_delay_s=1, max_delay_s=3)
@@ -221,7 +204,7 @@ def test_backoff_stops_growing_at_max_delay_s(
 
 
 def test_jitter_cuts_each_backoff_by_up_to_a_quarter(
-    fake: FakeProvider, sleeps: Sleeps, make_guard: MakeGuard
+    fake: FakeProvider, sleeps: Clock, make_guard: MakeGuard
 ) -> None:
     """A jitter source returning 1.0 cuts the waits by 25%: 0.375, 0.75."""
     client = make_guard(policy(sleeps, max_attempts=3, jitter=lambda: 1.0)).wrap(fake.openai())
@@ -231,7 +214,7 @@ def test_jitter_cuts_each_backoff_by_up_to_a_quarter(
 
 
 def test_an_anthropic_529_overloaded_is_retried(
-    fake: FakeProvider, sleeps: Sleeps, make_guard: MakeGuard
+    fake: FakeProvider, sleeps: Clock, make_guard: MakeGuard
 ) -> None:
     """Anthropic's 529 overloaded_error is retried like a 5xx."""
     guard = make_guard(policy(sleeps, max_attempts=3))
@@ -245,7 +228,7 @@ def test_an_anthropic_529_overloaded_is_retried(
 
 @pytest.mark.parametrize("kind", ["timeout", "connection"])
 def test_timeouts_and_connection_errors_are_retried(
-    kind: Any, fake: FakeProvider, sleeps: Sleeps, make_guard: MakeGuard
+    kind: Any, fake: FakeProvider, sleeps: Clock, make_guard: MakeGuard
 ) -> None:
     """A read timeout or a refused connection is sent again after a backoff."""
     guard = make_guard(policy(sleeps, max_attempts=3))
@@ -264,7 +247,7 @@ def test_timeouts_and_connection_errors_are_retried(
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
 def test_client_errors_are_not_retried(
-    status: Any, fake: FakeProvider, sleeps: Sleeps, make_guard: MakeGuard
+    status: Any, fake: FakeProvider, sleeps: Clock, make_guard: MakeGuard
 ) -> None:
     """A 400/401/403/404/422 is raised after one request, with no wait."""
     client = make_guard(policy(sleeps, max_attempts=5)).wrap(fake.openai())
@@ -293,7 +276,7 @@ def test_client_errors_are_not_retried(
     ids=["budget", "rate-limit"],
 )
 def test_a_costguard_refusal_from_an_inner_layer_is_not_retried(
-    error: CostGuardError, fake: FakeProvider, sleeps: Sleeps, make_guard: MakeGuard
+    error: CostGuardError, fake: FakeProvider, sleeps: Clock, make_guard: MakeGuard
 ) -> None:
     """A BudgetExceededError or RateLimitedError raised inside the retry layer goes straight out."""
 
@@ -346,7 +329,7 @@ def test_errors_that_are_not_the_sdks_are_not_retried() -> None:
 
 
 def test_exhausted_attempts_raise_the_sdks_own_last_exception(
-    fake: FakeProvider, sleeps: Sleeps, make_guard: MakeGuard
+    fake: FakeProvider, sleeps: Clock, make_guard: MakeGuard
 ) -> None:
     """After max_attempts 500s the caller gets openai.InternalServerError, not a wrapper."""
     guard = make_guard(policy(sleeps, max_attempts=3))
@@ -366,7 +349,7 @@ def test_exhausted_attempts_raise_the_sdks_own_last_exception(
 
 
 def test_the_ledger_row_of_an_exhausted_call_counts_every_attempt(
-    fake: FakeProvider, sleeps: Sleeps, make_guard: MakeGuard
+    fake: FakeProvider, sleeps: Clock, make_guard: MakeGuard
 ) -> None:
     """A call that failed after 3 attempts is one ledger row with attempts == 3."""
     guard = make_guard(policy(sleeps, max_attempts=3))
@@ -378,7 +361,7 @@ def test_the_ledger_row_of_an_exhausted_call_counts_every_attempt(
 
 
 def test_max_wait_s_stops_before_a_wait_would_pass_it(
-    fake: FakeProvider, sleeps: Sleeps, make_guard: MakeGuard
+    fake: FakeProvider, sleeps: Clock, make_guard: MakeGuard
 ) -> None:
     """With max_wait_s 25 and retry-after 10, two waits are made; a third would pass 25."""
     client = make_guard(policy(sleeps, max_attempts=10, max_wait_s=25)).wrap(fake.openai())
@@ -390,7 +373,7 @@ def test_max_wait_s_stops_before_a_wait_would_pass_it(
 
 
 def test_a_retry_after_longer_than_max_wait_s_gives_up_at_once(
-    fake: FakeProvider, sleeps: Sleeps, make_guard: MakeGuard
+    fake: FakeProvider, sleeps: Clock, make_guard: MakeGuard
 ) -> None:
     """A 429 asking for 45 s, with only 30 s of waiting allowed, is raised without waiting."""
     client = make_guard(policy(sleeps, max_attempts=4, max_wait_s=30)).wrap(fake.openai())
@@ -401,7 +384,7 @@ def test_a_retry_after_longer_than_max_wait_s_gives_up_at_once(
 
 
 def test_each_attempt_is_numbered_on_the_call(
-    fake: FakeProvider, sleeps: Sleeps, make_guard: MakeGuard
+    fake: FakeProvider, sleeps: Clock, make_guard: MakeGuard
 ) -> None:
     """Layers inside the retry layer see call.attempt 1, 2, 3."""
     seen: list[int] = []
@@ -424,7 +407,7 @@ def test_each_attempt_is_numbered_on_the_call(
 # -- default attempts: the client's own max_retries ------------------------------------
 
 
-def test_default_attempts_are_the_clients_max_retries_plus_one(sleeps: Sleeps) -> None:
+def test_default_attempts_are_the_clients_max_retries_plus_one(sleeps: Clock) -> None:
     """With max_attempts=None, a client made with max_retries=3 gets 4 attempts."""
     client = FakeProvider().openai(max_retries=3)
     info = ClientInfo("openai", str(client.base_url), False, max_retries=client.max_retries)
@@ -436,7 +419,7 @@ def test_default_attempts_are_the_clients_max_retries_plus_one(sleeps: Sleeps) -
     assert len(seen) == 4 and raised.value is errors[3]
 
 
-def test_an_unknown_max_retries_means_the_sdk_default_of_two(sleeps: Sleeps) -> None:
+def test_an_unknown_max_retries_means_the_sdk_default_of_two(sleeps: Clock) -> None:
     """A client whose max_retries is unknown gets 3 attempts, as the SDKs retry twice."""
     assert Retry().attempts_for(direct_call(max_retries=None).client) == 3
     assert Retry().attempts_for(direct_call(max_retries=0).client) == 1
@@ -444,7 +427,7 @@ def test_an_unknown_max_retries_means_the_sdk_default_of_two(sleeps: Sleeps) -> 
 
 
 def test_a_wrapped_client_with_max_retries_3_sends_4_requests_in_all(
-    fake: FakeProvider, sleeps: Sleeps, make_guard: MakeGuard
+    fake: FakeProvider, sleeps: Clock, make_guard: MakeGuard
 ) -> None:
     """costguard owns retries: max_retries=3 means 4 requests, not 4 x 4."""
     client = make_guard(policy(sleeps)).wrap(fake.openai(max_retries=3))
@@ -458,7 +441,7 @@ def test_a_wrapped_client_with_max_retries_3_sends_4_requests_in_all(
 
 
 def test_a_stream_that_fails_to_start_is_retried(
-    fake: FakeProvider, sleeps: Sleeps, make_guard: MakeGuard
+    fake: FakeProvider, sleeps: Clock, make_guard: MakeGuard
 ) -> None:
     """A 503 before the stream is returned is retried; the caller gets a working stream."""
     guard = make_guard(policy(sleeps, max_attempts=3))
@@ -473,7 +456,7 @@ def test_a_stream_that_fails_to_start_is_retried(
 
 
 def test_anthropics_stream_helper_retries_a_failed_start(
-    fake: FakeProvider, sleeps: Sleeps, make_guard: MakeGuard
+    fake: FakeProvider, sleeps: Clock, make_guard: MakeGuard
 ) -> None:
     """messages.stream() whose first request gets a 529 is sent again when entered."""
     guard = make_guard(policy(sleeps, max_attempts=3))
@@ -487,7 +470,7 @@ def test_anthropics_stream_helper_retries_a_failed_start(
 
 
 def test_an_error_in_the_middle_of_a_stream_surfaces_without_a_retry(
-    fake: FakeProvider, sleeps: Sleeps, make_guard: MakeGuard
+    fake: FakeProvider, sleeps: Clock, make_guard: MakeGuard
 ) -> None:
     """Once the caller holds the stream, a mid-stream error is the SDK's, raised as is."""
     guard = make_guard(policy(sleeps, max_attempts=5))
@@ -506,7 +489,7 @@ def test_an_error_in_the_middle_of_a_stream_surfaces_without_a_retry(
 
 
 def test_async_a_429_storm_waits_with_asleep(
-    fake: FakeProvider, sleeps: Sleeps, make_guard: MakeGuard
+    fake: FakeProvider, sleeps: Clock, make_guard: MakeGuard
 ) -> None:
     """The async driver waits the same 2, 2, 2 s with the injected asleep."""
     guard = make_guard(policy(sleeps, max_attempts=4, max_wait_s=30))
@@ -525,7 +508,7 @@ def test_async_a_429_storm_waits_with_asleep(
 
 
 def test_async_exhausted_attempts_raise_the_sdks_exception(
-    fake: FakeProvider, sleeps: Sleeps, make_guard: MakeGuard
+    fake: FakeProvider, sleeps: Clock, make_guard: MakeGuard
 ) -> None:
     """An async Anthropic call failing 529 every time raises anthropic's own error."""
     guard = make_guard(policy(sleeps, max_attempts=2))
@@ -542,7 +525,7 @@ def test_async_exhausted_attempts_raise_the_sdks_exception(
 
 
 def test_async_client_errors_are_not_retried(
-    fake: FakeProvider, sleeps: Sleeps, make_guard: MakeGuard
+    fake: FakeProvider, sleeps: Clock, make_guard: MakeGuard
 ) -> None:
     """An async 401 is raised after one request."""
     guard = make_guard(policy(sleeps, max_attempts=4))
@@ -558,7 +541,7 @@ def test_async_client_errors_are_not_retried(
 
 
 def test_async_stream_start_is_retried_and_mid_stream_is_not(
-    fake: FakeProvider, sleeps: Sleeps, make_guard: MakeGuard
+    fake: FakeProvider, sleeps: Clock, make_guard: MakeGuard
 ) -> None:
     """Async: a timeout before the stream is retried; the stream's own error is not."""
     guard = make_guard(policy(sleeps, max_attempts=3))
@@ -588,7 +571,7 @@ def test_async_stream_start_is_retried_and_mid_stream_is_not(
 
 
 def test_async_stream_helper_retries_a_failed_start(
-    fake: FakeProvider, sleeps: Sleeps, make_guard: MakeGuard
+    fake: FakeProvider, sleeps: Clock, make_guard: MakeGuard
 ) -> None:
     """Async messages.stream() retries a connection error when entered."""
     guard = make_guard(policy(sleeps, max_attempts=3))
@@ -642,7 +625,7 @@ def test_waits_and_attempts_stay_within_their_bounds(
     and the async driver waits exactly as the sync one."""
 
     def run(is_async: bool) -> tuple[list[float], int, bool]:
-        sleeps = Sleeps()
+        sleeps = Clock()
         jitter = iter(draws * 12)
         layer = RetryLayer(
             policy(

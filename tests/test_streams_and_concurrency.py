@@ -119,12 +119,14 @@ def test_concurrent_async_calls_keep_their_own_scope(guard: costguard.CostGuardC
 def test_ledger_total_is_the_exact_sum_of_its_rows(
     tmp_path_factory: pytest.TempPathFactory, models: list[str]
 ) -> None:
-    """Whatever the mix of calls, summary totals equal the Decimal sum of the rows."""
-    guard = costguard.CostGuardClient(ledger=tmp_path_factory.mktemp("l") / "l.db")
+    """Whatever the mix of calls, summary totals equal the Decimal sum of the rows. No cache:
+    a repeated call is another priced row (a $0 hit would let a wrong total go unseen)."""
+    guard = costguard.CostGuardClient(ledger=tmp_path_factory.mktemp("l") / "l.db", cache=None)
     client = guard.wrap(FakeProvider().openai())
     for model in models:
         client.chat.completions.create(model=model, messages=HI)
     rows = guard.ledger.records()
+    assert len(rows) == len(models) and all(r.cost_usd for r in rows)
     by_model = {s.key["model"]: s.cost_usd for s in guard.ledger.summary("model")}
     assert sum(by_model.values(), Decimal(0)) == sum(
         (r.cost_usd or Decimal(0) for r in rows), Decimal(0)
@@ -215,6 +217,11 @@ def test_a_stream_never_read_is_still_recorded_and_keeps_its_budget(tmp_path: Pa
     ]
     [status] = guard.budget_status()
     assert status.spent > 0 and status.reserved == 0
+    worst_cases = [
+        costguard.estimate_cost(model, HI, max_tokens=50)
+        for model in ("gpt-4o-mini", "claude-haiku-4-5")
+    ]
+    assert status.spent == sum(worst_cases)  # each stream's whole worst case, not just one's
     guard.close()
 
 

@@ -6,7 +6,6 @@ import functools
 import inspect
 import os
 import sys
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from types import MappingProxyType
@@ -154,38 +153,27 @@ class CostGuardClient:
         self.semantic = semantic
         caching = () if self.cache is None else (CacheLayer(self.cache, semantic),)
         require_callable("CostGuardClient(on_alert=...)", on_alert, optional=True)
-        self.budgets: BudgetBook | None = None
-
-        book_lock = threading.Lock()
-
-        def budget_book() -> BudgetBook:
-            from .spend._budget import BudgetBook
-
-            with book_lock:
-                if self.budgets is not None:
-                    return self.budgets
-                self._need_ledger_file("budgets")
-                self.budgets = BudgetBook(
-                    budgets,
-                    self.ledger.path,
-                    timezone=budget_timezone,
-                    reservation_ttl=reservation_ttl,
-                    alert_at=alert_at,
-                    on_alert=on_alert,
-                )
-                return self.budgets
-
         # Always present: a scope may bring budgets of its own. Without the guard's budgets
         # the book is made when the first scope budget arrives; its options are checked now,
         # so that a mistake in them fails here and not at that call.
         from .layers.budget import BudgetLayer
-        from .spend._budget import book_options
+        from .spend._budget import BudgetBook, book_options
 
         book_options(budget_timezone, reservation_ttl, alert_at)
 
-        budgeting: tuple[Layer, ...] = (
-            BudgetLayer(budget_book() if budgets else budget_book, self.prices),
-        )
+        def budget_book() -> BudgetBook:
+            self._need_ledger_file("budgets")
+            return BudgetBook(
+                budgets,
+                self.ledger.path,
+                timezone=budget_timezone,
+                reservation_ttl=reservation_ttl,
+                alert_at=alert_at,
+                on_alert=on_alert,
+            )
+
+        self._budgeting = BudgetLayer(budget_book, self.prices, eager=bool(budgets))
+        budgeting: tuple[Layer, ...] = (self._budgeting,)
         self._rate_layer: RateLimitLayer | None = None
         optional: dict[str, tuple[Layer, ...]] = {}
         if rate_limits is not None:
@@ -352,6 +340,12 @@ class CostGuardClient:
             ),
             resolvers,
         )
+
+    @property
+    def budgets(self) -> BudgetBook | None:
+        """The budget book: the guard's budgets and the scope budgets met so far (``None``
+        until there are any)."""
+        return self._budgeting.made
 
     def budget_status(self) -> list[BudgetStatus]:
         """Each budget's current period: spent, reserved and remaining, per key."""

@@ -23,7 +23,6 @@ from .._estimate import worst_case_cost
 from .._scope import Scope
 from .._usage import Usage
 from ..layers._pricing import price_outcome
-from ..layers.budget import BudgetLayer
 from ..layers.cache import CacheLayer
 from ..layers.ledger import LedgerLayer
 from ..ledger import new_id
@@ -135,7 +134,6 @@ class Accounts:
         self.ledger_layer = next(la for la in guard.layers if isinstance(la, LedgerLayer))
         self.cache_layer = next((la for la in guard.layers if isinstance(la, CacheLayer)), None)
         self._reservation_ttl = reservation_ttl
-        self._book: BudgetBook | None = None
 
     # -- calls -----------------------------------------------------------------------------
 
@@ -213,25 +211,14 @@ class Accounts:
     # -- budgets -----------------------------------------------------------------------------
 
     def book(self, *, needed: bool = False) -> BudgetBook | None:
-        """The guard's budgets, with reservations that last as long as a batch may take.
+        """The guard's own budget book (the one live calls use).
 
         None when the guard has no budgets of its own and nothing ``needed`` one (a scope
         that brings budgets, a hold to settle). A ``":memory:"`` ledger cannot hold budgets:
         ConfigurationError, as for a live call in such a scope."""
-        if self._book is None:
-            if self.guard.budgets is None and not needed:
-                return None
-            layer = next(la for la in self.guard.layers if isinstance(la, BudgetLayer))
-            base = layer.book  # the guard's own book, made on first need
-            self._book = BudgetBook(
-                base.budgets,
-                self.guard.ledger.path,
-                timezone=str(base.timezone),
-                reservation_ttl=self._reservation_ttl,
-                alert_at=base.alert_at,
-                on_alert=base.on_alert,
-            )
-        return self._book
+        if self.guard.budgets is None and not needed:
+            return None
+        return self.guard._budgeting.book  # made on first need
 
     def reserve(self, call: Call) -> str | None:
         """Reserve the call's worst case at batch rates against the guard's budgets and its
@@ -241,7 +228,12 @@ class Accounts:
         if book is None:
             return None
         priced = call.replace(params={**call.params, "service_tier": BATCH_TIER})
-        hold = book.reserve(new_id(), call.scope, worst_case_cost(priced, self.prices))
+        hold = book.reserve(
+            new_id(),
+            call.scope,
+            worst_case_cost(priced, self.prices),
+            ttl=self._reservation_ttl,  # as long as a batch may take
+        )
         # Each budget is written out whole, so whichever guard collects the request settles
         # it, scope budgets included.
         rows = [[_budget_json(budget), key, period] for budget, key, period in hold.rows]
@@ -258,7 +250,3 @@ class Accounts:
             book.settle(hold, cost)
         else:
             book.release(hold)
-
-    def close(self) -> None:
-        if self._book is not None:
-            self._book.close()

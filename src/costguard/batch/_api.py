@@ -109,14 +109,11 @@ def _batch(
     if not requests:
         return [] if wait else BatchHandle(new_id(), (), ())
     ctx = open_context(guard, client, *kind, options)
-    try:
-        handle = yield from _start(ctx, requests)
-        if not wait:
-            return handle
-        items = yield from _settle(ctx, list(handle.items), wait=True, handle=handle.id)
-        return [decode_item(item, index) for index, item in enumerate(items)]
-    finally:
-        ctx.close()
+    handle = yield from _start(ctx, requests)
+    if not wait:
+        return handle
+    items = yield from _settle(ctx, list(handle.items), wait=True, handle=handle.id)
+    return [decode_item(item, index) for index, item in enumerate(items)]
 
 
 def _start(ctx: Context, requests: Sequence[Any]) -> Steps[BatchHandle]:
@@ -239,20 +236,17 @@ def _defer(
             f"priority must be one of {', '.join(PRIORITIES)}, got {priority!r}", field="priority"
         )
     ctx = open_context(guard, client, *kind, options)
-    try:
-        prepared = ctx.prepare(request, None)
-        _check_sizes(ctx, [prepared])
-        call = ctx.accounts.call(prepared.operation, prepared.params, current_scope())
-        ctx.accounts.check_price(call)
-        entry = Pending(new_id(), prepared, call, None)
-        row = insert_row(
-            ctx, entry, state="queued", run_id=None, position=0, priority=PRIORITIES[priority]
-        )
-        with ctx.store.transaction() as conn:
-            BatchStore.insert(conn, [row])
-        return entry.item_id
-    finally:
-        ctx.close()
+    prepared = ctx.prepare(request, None)
+    _check_sizes(ctx, [prepared])
+    call = ctx.accounts.call(prepared.operation, prepared.params, current_scope())
+    ctx.accounts.check_price(call)
+    entry = Pending(new_id(), prepared, call, None)
+    row = insert_row(
+        ctx, entry, state="queued", run_id=None, position=0, priority=PRIORITIES[priority]
+    )
+    with ctx.store.transaction() as conn:
+        BatchStore.insert(conn, [row])
+    return entry.item_id
 
 
 def flush(
@@ -276,21 +270,18 @@ def _flush(
 ) -> Steps[FlushReport]:
     ctx = open_context(guard, client, *kind, options)
     report = FlushReport()
-    try:
-        report.recovered = yield from recover(ctx)
-        where, args = ctx.mine()
-        for job in ctx.store.jobs(f"collected_at IS NULL AND {where}", args):
-            try:
-                yield from _poll_job(ctx, job.id, report)
-            except Exception as exc:  # one unreadable batch does not stop the flush
-                report.errors.append(f"{job.id}: {type(exc).__name__}: {exc}")
-        yield from _submit_queued(ctx, report, only=None)
-        if wait:
-            yield from _wait_jobs(ctx, report)
-        report.open = [j.id for j in ctx.store.jobs(f"collected_at IS NULL AND {where}", args)]
-        return report
-    finally:
-        ctx.close()
+    report.recovered = yield from recover(ctx)
+    where, args = ctx.mine()
+    for job in ctx.store.jobs(f"collected_at IS NULL AND {where}", args):
+        try:
+            yield from _poll_job(ctx, job.id, report)
+        except Exception as exc:  # one unreadable batch does not stop the flush
+            report.errors.append(f"{job.id}: {type(exc).__name__}: {exc}")
+    yield from _submit_queued(ctx, report, only=None)
+    if wait:
+        yield from _wait_jobs(ctx, report)
+    report.open = [j.id for j in ctx.store.jobs(f"collected_at IS NULL AND {where}", args)]
+    return report
 
 
 def _poll_job(ctx: Context, batch_id: str, report: FlushReport) -> Steps[bool]:
@@ -466,32 +457,29 @@ def _resolve(
     if isinstance(handle, BatchHandle) and not handle.items:
         return []  # guard.batch of no requests
     ctx = open_context(guard, client, *kind, options)
-    try:
-        ident = str(handle)
-        single = ctx.store.items("id = ?", [ident])
-        items = single or ctx.store.items("run_id = ?", [ident], order="position")
-        if not items:
-            raise InvalidRequestError(
-                f"no batch request or batch call {ident!r} in ledger {guard.ledger.path}",
-                field="handle",
-            )
-        providers = {item.provider for item in items}
-        if providers != {ctx.provider}:
-            raise ConfigurationError(
-                f"handle {ident!r} was sent through {', '.join(sorted(providers))}; "
-                f"resolve it with a client of that provider, not {ctx.provider}"
-            )
-        items = yield from _settle(ctx, [item.id for item in items], wait=wait, handle=ident)
-        if any(not item.ended for item in items):
-            return None
-        if single:
-            answer = decode_item(items[0])
-            if isinstance(answer, BatchItemError):
-                raise answer
-            return answer
-        return [decode_item(item, index) for index, item in enumerate(items)]
-    finally:
-        ctx.close()
+    ident = str(handle)
+    single = ctx.store.items("id = ?", [ident])
+    items = single or ctx.store.items("run_id = ?", [ident], order="position")
+    if not items:
+        raise InvalidRequestError(
+            f"no batch request or batch call {ident!r} in ledger {guard.ledger.path}",
+            field="handle",
+        )
+    providers = {item.provider for item in items}
+    if providers != {ctx.provider}:
+        raise ConfigurationError(
+            f"handle {ident!r} was sent through {', '.join(sorted(providers))}; "
+            f"resolve it with a client of that provider, not {ctx.provider}"
+        )
+    items = yield from _settle(ctx, [item.id for item in items], wait=wait, handle=ident)
+    if any(not item.ended for item in items):
+        return None
+    if single:
+        answer = decode_item(items[0])
+        if isinstance(answer, BatchItemError):
+            raise answer
+        return answer
+    return [decode_item(item, index) for index, item in enumerate(items)]
 
 
 def _settle(ctx: Context, ids: list[str], *, wait: bool, handle: str) -> Steps[list[Item]]:

@@ -73,9 +73,6 @@ class Context:
             [self.provider, self.info.base_url, self.info.api_key_hash],
         )
 
-    def close(self) -> None:
-        self.accounts.close()
-
     # -- preparing ----------------------------------------------------------------------------
 
     def prepare(

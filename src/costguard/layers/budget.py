@@ -11,6 +11,7 @@ in a worker thread.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from .._call import Call, Outcome
@@ -25,26 +26,42 @@ __all__ = ["BudgetLayer"]
 
 
 class BudgetLayer:
-    """Reserves against ``book``'s budgets and the call's scope budgets.
+    """Reserves against the guard's budgets and the call's scope budgets.
 
-    ``book`` may be a function making the book: then it is made only when a scope first
-    brings a budget, and calls without scope budgets pass straight through.
+    ``make_book`` makes the :class:`BudgetBook`: at once when the guard has budgets of its own
+    (``eager``), else only when a scope first brings one, so that calls without scope budgets
+    pass straight through and a guard without budgets opens no book.
     """
 
-    def __init__(self, book: BudgetBook | Callable[[], BudgetBook], prices: PriceTable) -> None:
-        self._make = None if isinstance(book, BudgetBook) else book
-        self._book = book if isinstance(book, BudgetBook) else None
+    __slots__ = ("_book", "_eager", "_lock", "_make", "prices")
+
+    def __init__(
+        self, make_book: Callable[[], BudgetBook], prices: PriceTable, *, eager: bool
+    ) -> None:
+        self._make = make_book
+        self._lock = threading.Lock()
+        self._eager = eager
+        self._book = make_book() if eager else None
         self.prices = prices
 
     @property
-    def book(self) -> BudgetBook:
-        if self._book is None:
-            assert self._make is not None
-            self._book = self._make()
+    def made(self) -> BudgetBook | None:
+        """The book, if it has been made."""
         return self._book
 
+    @property
+    def book(self) -> BudgetBook:
+        """The book, made now if need be."""
+        book = self._book
+        if book is None:
+            with self._lock:
+                if self._book is None:
+                    self._book = self._make()
+                book = self._book
+        return book
+
     def handle(self, call: Call, call_next: Handler) -> Outcome:
-        if self._make is not None and not call.scope.budgets:
+        if not self._eager and not call.scope.budgets:
             return call_next(call)
         hold = self.book.reserve(new_id(), call.scope, worst_case_cost(call, self.prices))
         try:
@@ -56,7 +73,7 @@ class BudgetLayer:
         return outcome
 
     async def ahandle(self, call: Call, call_next: AsyncHandler) -> Outcome:
-        if self._make is not None and not call.scope.budgets:
+        if not self._eager and not call.scope.budgets:
             return await call_next(call)
         import asyncio
 

@@ -8,13 +8,25 @@ refusals (:class:`~costguard.BudgetExceededError`, :class:`~costguard.InvalidReq
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .._call import Call, Outcome
 from .._chain import AsyncHandler, Handler
 from .._errors import ConfigurationError
 from ..pricing import PriceTable
-from ..spend._cap import Cap
 
-__all__ = ["CapLayer"]
+if TYPE_CHECKING:  # the spend package loads only when a cap is used
+    from ..spend._cap import Cap
+
+__all__ = ["CapLayer", "capped"]
+
+
+def capped(cap: Cap, call: Call, prices: PriceTable) -> Call:
+    """``call`` as ``cap`` would send it, priced with ``prices`` (the same Call when nothing
+    changes); raises Cap's refusals before anything is sent."""
+    model = call.model
+    params = cap.plan(call, prices.get(model) if model is not None else None)
+    return call if params is call.params else call.replace(params=params)
 
 
 class CapLayer:
@@ -23,6 +35,8 @@ class CapLayer:
     __slots__ = ("cap", "prices")
 
     def __init__(self, cap: Cap, prices: PriceTable) -> None:
+        from ..spend._cap import Cap
+
         if not isinstance(cap, Cap):
             raise ConfigurationError(f"CapLayer needs a costguard Cap, got {cap!r}")
         self.cap = cap
@@ -30,10 +44,7 @@ class CapLayer:
 
     def prepare(self, call: Call) -> Call:
         """``call`` as it should be sent (raises if it should not be sent at all)."""
-        model = call.model
-        price = self.prices.get(model) if model is not None else None
-        params = self.cap.plan(call, price)
-        return call if params is call.params else call.replace(params=params)
+        return capped(self.cap, call, self.prices)
 
     def handle(self, call: Call, call_next: Handler) -> Outcome:
         return call_next(self.prepare(call))

@@ -22,6 +22,7 @@ from .._call import Call, Outcome
 from .._chain import AsyncHandler, Handler
 from .._errors import InvalidRequestError
 from ..pricing import PriceTable
+from .cap import capped
 
 if TYPE_CHECKING:
     from ..spend._cap import Cap
@@ -57,11 +58,7 @@ class ScopeLayer:
             call = call.replace(params={**call.params, "model": forced})
             reason = "scope:model"
         if scope.max_tokens is not None or scope.max_cost_usd is not None:
-            model = call.model
-            price = self.prices.get(model) if model is not None else None
-            params = _cap(scope.max_tokens, scope.max_cost_usd).plan(call, price)
-            if params is not call.params:
-                call = call.replace(params=params)
+            call = capped(_cap(scope.max_tokens, scope.max_cost_usd), call, self.prices)
         return call, reason
 
     def handle(self, call: Call, call_next: Handler) -> Outcome:

@@ -333,9 +333,14 @@ class BudgetBook:
             rows.append((budget, key, self.period_of(budget, now)))
         return tuple(rows)
 
-    def reserve(self, hold_id: str, scope: Scope, worst_case: Decimal) -> Hold:
-        """Reserve ``worst_case`` against every applicable budget, or refuse the call."""
+    def reserve(
+        self, hold_id: str, scope: Scope, worst_case: Decimal, *, ttl: float | None = None
+    ) -> Hold:
+        """Reserve ``worst_case`` against every applicable budget, or refuse the call. The
+        reservation lapses after ``ttl`` seconds (default: the book's ``reservation_ttl``;
+        a batch, which may take a day, holds longer)."""
         now = self._clock()
+        expires_at = now + (self.reservation_ttl if ttl is None else ttl)
         rows = self.applicable(scope, now)
         amount = to_pusd(worst_case)
         try:
@@ -348,10 +353,7 @@ class BudgetBook:
                 self._conn.executemany(
                     'INSERT INTO budget_reservations (id, budget, "key", period, amount_pusd,'
                     " expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    [
-                        (hold_id, b.name, k, p, amount, now + self.reservation_ttl)
-                        for b, k, p in rows
-                    ],
+                    [(hold_id, b.name, k, p, amount, expires_at) for b, k, p in rows],
                 )
         except sqlite3.Error as exc:
             raise LedgerError(

@@ -17,45 +17,43 @@ that bite stream consumers:
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 import functools
-import hashlib
-import math
-import threading
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import httpx2
 
-from ._script import Endpoint
+from .._usage import Usage
+from ._script import Endpoint, Failure
 from ._wire import (
     Answer,
+    CacheSplit,
     Exchange,
+    Handler,
     Ids,
-    TokenCounts,
     dumps,
-    find_route,
+    json_pieces,
     json_response,
+    last_user_text,
+    mappings,
+    prefix_hashes,
     prompt_tokens,
+    retry_headers,
+    rfc3339,
     settle_usage,
     sse_response,
     stream_pieces,
-    text_of,
 )
-
-if TYPE_CHECKING:
-    from ._fake import PromptCaches
 
 __all__ = [
     "FAKE_API_KEY",
+    "HANDLERS",
+    "ID_ALPHABET",
     "MODELS",
-    "PromptCache",
+    "ROUTES",
+    "STREAM_ERROR_STATUS",
     "error_response",
-    "handle",
     "not_found",
-    "route",
-    "stream_error",
 ]
 
 FAKE_API_KEY = "sk-ant-fake-" + "0" * 36
@@ -66,8 +64,8 @@ MODELS: Mapping[str, tuple[str, str]] = {
 }
 """What ``GET /v1/models`` lists: id -> (display name, model line)."""
 
-# Anthropic's id alphabet (base58-like: no 0, O, I or l).
-_ID_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+ID_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+"""Anthropic's id alphabet (base58-like: no 0, O, I or l)."""
 
 # status -> (error.type, message); "{model}" is filled in.
 _ERRORS: Mapping[int, tuple[str, str]] = {
@@ -93,38 +91,19 @@ _ERRORS: Mapping[int, tuple[str, str]] = {
     529: ("overloaded_error", "Overloaded"),
 }
 
-_ROUTES: Mapping[tuple[str, str], Endpoint] = {
+ROUTES: Mapping[tuple[str, str], Endpoint] = {
     ("POST", "/messages/count_tokens"): "messages.count_tokens",
     ("POST", "/messages"): "messages",
     ("GET", "/models"): "models",
 }
+"""(method, path suffix) -> the endpoint it serves."""
 
-
-def route(method: str, path: str) -> Endpoint | None:
-    return find_route(_ROUTES, method, path)
-
-
-def handle(endpoint: Endpoint, ex: Exchange, caches: PromptCaches) -> httpx2.Response:
-    if endpoint == "messages":
-        return _messages(ex, caches.anthropic, fail_mid_stream=False)
-    if endpoint == "messages.count_tokens":
-        return _count_tokens(ex)
-    if endpoint == "models":
-        return _models(ex)
-    raise AssertionError(f"not an Anthropic endpoint: {endpoint}")
-
-
-def stream_error(
-    endpoint: Endpoint, ex: Exchange, caches: PromptCaches, message: str | None
-) -> httpx2.Response:
-    """A stream that starts fine and then fails; a 529 if the request did not stream."""
-    if ex.stream and endpoint == "messages":
-        return _messages(ex, caches.anthropic, fail_mid_stream=True, message=message)
-    return error_response(529, ex.ids, model=ex.model, message=message)
+STREAM_ERROR_STATUS = 529
+"""What a scripted ``stream_error`` answers a request that does not stream: overloaded."""
 
 
 def _request_id(ids: Ids) -> str:
-    return ids.make("req_011C", 20, _ID_ALPHABET)
+    return ids.make("req_011C", 20, ID_ALPHABET)
 
 
 def _error_body(status: int, *, model: str, message: str | None) -> dict[str, Any]:
@@ -144,34 +123,19 @@ def error_response(
 ) -> httpx2.Response:
     """An HTTP error exactly as the API sends one, with ``retry-after`` headers if given."""
     request_id = _request_id(ids)
-    headers = {"request-id": request_id}
-    if retry_after is not None:
-        headers["retry-after"] = str(math.ceil(retry_after))
-        headers["retry-after-ms"] = str(round(retry_after * 1000))
+    headers = {"request-id": request_id, **retry_headers(retry_after)}
     body = {**_error_body(status, model=model, message=message), "request_id": request_id}
     return json_response(status, body, headers)
 
 
 def not_found(method: str, path: str, ids: Ids) -> httpx2.Response:
-    request_id = _request_id(ids)
-    body = {
-        "type": "error",
-        "error": {"type": "not_found_error", "message": "Not Found"},
-        "request_id": request_id,
-    }
-    return json_response(404, body, {"request-id": request_id})
-
-
-def _mappings(value: object) -> list[Mapping[str, Any]]:
-    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
-        return [item for item in value if isinstance(item, Mapping)]
-    return []
+    return error_response(404, ids, model="", message="Not Found")
 
 
 def _system(value: object) -> str | list[Mapping[str, Any]] | None:
     if isinstance(value, str):
         return value
-    blocks = _mappings(value)
+    blocks = mappings(value)
     return blocks or None
 
 
@@ -179,51 +143,46 @@ def _prompt(ex: Exchange) -> int:
     body = _strip(ex.body)  # cache_control markers are not prompt tokens
     return prompt_tokens(
         ex.model,
-        _mappings(body.get("messages")),
-        tools=_mappings(body.get("tools")) or None,
+        mappings(body.get("messages")),
+        tools=mappings(body.get("tools")) or None,
         system=_system(body.get("system")),
     )
 
 
-def _usage(ex: Exchange, counts: TokenCounts) -> dict[str, Any]:
+def _usage(ex: Exchange, usage: Usage) -> dict[str, Any]:
     if isinstance(ex.reply.usage, Mapping):
         return dict(ex.reply.usage)
-    usage: dict[str, Any] = {
-        "input_tokens": counts.uncached_input,
-        "cache_creation_input_tokens": counts.cache_write,
-        "cache_read_input_tokens": counts.cache_read,
+    rendered: dict[str, Any] = {
+        "input_tokens": usage.input_tokens,
+        "cache_creation_input_tokens": usage.cache_write_5m_tokens + usage.cache_write_1h_tokens,
+        "cache_read_input_tokens": usage.cache_read_tokens,
         "cache_creation": {
-            "ephemeral_5m_input_tokens": counts.cache_write_5m,
-            "ephemeral_1h_input_tokens": counts.cache_write_1h,
+            "ephemeral_5m_input_tokens": usage.cache_write_5m_tokens,
+            "ephemeral_1h_input_tokens": usage.cache_write_1h_tokens,
         },
-        "output_tokens": counts.output,
+        "output_tokens": usage.output_tokens,
         "service_tier": ex.reply.service_tier or "standard",
     }
-    if counts.reasoning:
-        usage["output_tokens_details"] = {"thinking_tokens": counts.reasoning}
-    return usage
+    if usage.reasoning_tokens:
+        rendered["output_tokens_details"] = {"thinking_tokens": usage.reasoning_tokens}
+    return rendered
 
 
-def _messages(
-    ex: Exchange, cache: PromptCache, *, fail_mid_stream: bool, message: str | None = None
-) -> httpx2.Response:
+def _messages(ex: Exchange) -> httpx2.Response:
+    """A message; streamed, it breaks mid-way if ``ex.failure`` says so."""
     reply = ex.reply
     problem = _cache_control_problem(ex.body)
     if problem is not None:
         return error_response(400, ex.ids, model=ex.model, message=problem)
-    messages = _mappings(ex.body.get("messages"))
-    last_user = next(
-        (text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
-    )
     limit = ex.body.get("max_tokens")
-    answer = Answer(ex, last_user, limit if isinstance(limit, int) else None)
+    answer = Answer(
+        ex,
+        last_user_text(mappings(ex.body.get("messages"))),
+        limit if isinstance(limit, int) else None,
+    )
     text, truncated = answer.text, answer.truncated
-    counts = settle_usage(reply, _prompt(ex), answer.visible_tokens)
-    if _unscripted(reply):
-        read, write_5m, write_1h = _prompt_cache_counts(ex, cache, counts.prompt)
-        counts = dataclasses.replace(
-            counts, cache_read=read, cache_write_5m=write_5m, cache_write_1h=write_1h
-        )
+    simulate = functools.partial(_prompt_cache_counts, ex)
+    usage = _usage(ex, settle_usage(reply, _prompt(ex), answer.visible_tokens, simulate))
     stop_reason = reply.finish_reason or (
         "tool_use" if reply.tool_calls else "max_tokens" if truncated else "end_turn"
     )
@@ -235,14 +194,13 @@ def _messages(
         content.append(
             {
                 "type": "tool_use",
-                "id": call.id or ex.ids.make("toolu_01", 22, _ID_ALPHABET),
+                "id": call.id or ex.ids.make("toolu_01", 22, ID_ALPHABET),
                 "name": call.name,
                 "input": call.arguments_object,
             }
         )
-    usage = _usage(ex, counts)
     result = {
-        "id": ex.ids.make("msg_01", 22, _ID_ALPHABET),
+        "id": ex.ids.make("msg_01", 22, ID_ALPHABET),
         "type": "message",
         "role": "assistant",
         "model": ex.served_model,
@@ -255,16 +213,14 @@ def _messages(
     if not ex.stream:
         return json_response(200, result, headers)
     tool_json = [call.arguments_json for call in reply.tool_calls]
-    return sse_response(_events(result, tool_json, fail_mid_stream, message), headers)
+    return sse_response(_events(result, tool_json, ex.failure), headers)
 
 
 def _events(
-    message: dict[str, Any],
-    tool_json: Sequence[str],
-    fail_mid_stream: bool,
-    error_message: str | None,
+    message: dict[str, Any], tool_json: Sequence[str], failure: Failure | None
 ) -> list[bytes]:
-    """The stream of ``message``; ``tool_json`` is each tool_use block's input as sent."""
+    """The stream of ``message``; ``tool_json`` is each tool_use block's input as sent. With a
+    ``failure``, the stream breaks with an ``error`` event after a couple of deltas."""
     events: list[bytes] = []
 
     def send(event_type: str, **fields: Any) -> None:
@@ -287,17 +243,17 @@ def _events(
             deltas = [{"type": "text_delta", "text": p} for p in stream_pieces(block["text"])]
         else:
             send("content_block_start", index=index, content_block={**block, "input": {}})
-            pieces = ["", *_json_pieces(next(tool_inputs))]
+            pieces = ["", *json_pieces(next(tool_inputs))]
             deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces]
         if index == 0:
             send("ping")
-        for delta in deltas[:2] if fail_mid_stream else deltas:
+        for delta in deltas[:2] if failure else deltas:
             send("content_block_delta", index=index, delta=delta)
-        if fail_mid_stream:
+        if failure:
             break
         send("content_block_stop", index=index)
-    if fail_mid_stream:
-        error = _error_body(529, model="", message=error_message)
+    if failure:
+        error = _error_body(529, model="", message=failure.message)
         events.append(f"event: error\ndata: {dumps(error)}\n\n".encode())
         return events
     totals = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
@@ -315,17 +271,12 @@ def _events(
     return events
 
 
-def _json_pieces(text: str) -> list[str]:
-    """Tool input as the API streams it: a few characters of JSON at a time."""
-    return [text[i : i + 8] for i in range(0, len(text), 8)]
-
-
 def _count_tokens(ex: Exchange) -> httpx2.Response:
     return json_response(200, {"input_tokens": _prompt(ex)}, {"request-id": _request_id(ex.ids)})
 
 
 def _models(ex: Exchange) -> httpx2.Response:
-    created_at = dt.datetime.fromtimestamp(ex.created, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created_at = rfc3339(ex.created)
     data = [
         {
             "type": "model",
@@ -352,49 +303,13 @@ def _models(ex: Exchange) -> httpx2.Response:
 # the longest prefix found at one of its breakpoints or up to 20 blocks before one, and writes
 # every breakpoint after that whose prefix reaches the model's minimum cacheable length, each
 # segment at its breakpoint's TTL. ``input_tokens`` is what neither read nor wrote. Entries
-# live in the FakeProvider (``PromptCaches``) and expire by its clock (``PromptCache``).
+# live in the FakeProvider's ``PromptCaches``, by its clock: an entry lives its breakpoint's
+# TTL (5 minutes, or 1 hour for ``"ttl": "1h"``) from its write, and each read starts that
+# TTL again, as the API's entries do.
 
 _LOOKBACK = 20  # blocks the API checks, back from a breakpoint, for an earlier entry
 _TTL_SECONDS: Mapping[str, float] = {"5m": 300.0, "1h": 3600.0}
 _NOT_CACHEABLE = frozenset({"thinking", "redacted_thinking"})
-
-
-class PromptCache:
-    """One FakeProvider's simulated Anthropic prompt cache: prefix hash -> (expiry, TTL).
-
-    An entry lives its breakpoint's TTL (5 minutes, or 1 hour for ``"ttl": "1h"``) from its
-    write, and each read starts that TTL again, as the API's entries do. Times are seconds
-    from the FakeProvider's ``clock``; an entry is gone once the clock reaches its expiry.
-    """
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._entries: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def read(self, key: str) -> bool:
-        """Whether ``key`` is cached; a hit refreshes its lifetime."""
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return False
-            expires, seconds = entry
-            now = self._clock()
-            if now >= expires:
-                del self._entries[key]
-                return False
-            self._entries[key] = (now + seconds, seconds)
-            return True
-
-    def write(self, key: str, ttl: str) -> None:
-        """Cache ``key`` for ``ttl`` (``"5m"`` or ``"1h"``) from now."""
-        seconds = _TTL_SECONDS[ttl]
-        with self._lock:
-            self._entries[key] = (self._clock() + seconds, seconds)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
 
 
 def _strip(value: Any) -> Any:
@@ -406,33 +321,27 @@ def _strip(value: Any) -> Any:
     return value
 
 
-def _unscripted(reply: Any) -> bool:
-    """Whether the test left the prompt's cache counts to the fake."""
-    scripted = reply.cached_tokens or reply.cache_write_tokens or reply.cache_write_1h_tokens
-    return reply.usage is None and not scripted
-
-
 def _marks(block: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The cache_control marks on a block, including those inside a tool_result."""
     marks = [block["cache_control"]] if isinstance(block.get("cache_control"), Mapping) else []
     if block.get("type") == "tool_result":
-        marks += [m for inner in _mappings(block.get("content")) for m in _marks(inner)]
+        marks += [m for inner in mappings(block.get("content")) for m in _marks(inner)]
     return marks
 
 
 def _blocks(body: Mapping[str, Any]) -> list[tuple[tuple[int, int, int], str, Mapping[str, Any]]]:
     """Every block of the prompt, in order: (position, role, block)."""
     found: list[tuple[tuple[int, int, int], str, Mapping[str, Any]]] = []
-    for i, tool in enumerate(_mappings(body.get("tools"))):
+    for i, tool in enumerate(mappings(body.get("tools"))):
         found.append(((0, i, 0), "tools", tool))
     system = body.get("system")
     system_blocks = [{"type": "text", "text": system}] if isinstance(system, str) else None
-    for j, block in enumerate(system_blocks or _mappings(system)):
+    for j, block in enumerate(system_blocks or mappings(system)):
         found.append(((1, j, 0), "system", block))
-    for m, message in enumerate(_mappings(body.get("messages"))):
+    for m, message in enumerate(mappings(body.get("messages"))):
         content = message.get("content")
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else None
-        for k, block in enumerate(blocks or _mappings(content)):
+        for k, block in enumerate(blocks or mappings(content)):
             found.append(((2, m, k), str(message.get("role")), block))
     return found
 
@@ -481,18 +390,13 @@ def _cache_control_problem(body: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _prompt_cache_counts(ex: Exchange, cache: PromptCache, prompt: int) -> tuple[int, int, int]:
+def _prompt_cache_counts(ex: Exchange, prompt: int) -> CacheSplit:
     """(read, written for 5 minutes, written for 1 hour) prompt tokens of this request."""
     points, _ = _breakpoints(ex.body)
     if not points:
         return 0, 0, 0
-    body = _strip(ex.body)
-    blocks = _blocks(body)
-    digest = hashlib.sha256(ex.model.encode()).digest()
-    hashes: list[str] = []
-    for position, role, block in blocks:
-        digest = hashlib.sha256(digest + dumps([position, role, block]).encode()).digest()
-        hashes.append(digest.hex())
+    blocks = _blocks(_strip(ex.body))
+    hashes = prefix_hashes(["anthropic", ex.model], blocks)
 
     @functools.cache
     def tokens(index: int) -> int:
@@ -519,10 +423,10 @@ def _prompt_cache_counts(ex: Exchange, cache: PromptCache, prompt: int) -> tuple
     minimum = min_cacheable_tokens(ex.model)
     read_at = -1
     for point, _ in points:
-        for index in range(point, max(point - _LOOKBACK, read_at), -1):
-            if cache.read(hashes[index]):
-                read_at = index
-                break
+        low = max(point - _LOOKBACK, read_at) + 1
+        found = ex.caches.read(hashes[low : point + 1])
+        if found >= 0:
+            read_at = low + found
     read = tokens(read_at) if read_at >= 0 else 0
     written = {"5m": 0, "1h": 0}
     done = read
@@ -531,5 +435,13 @@ def _prompt_cache_counts(ex: Exchange, cache: PromptCache, prompt: int) -> tuple
             continue
         written[ttl] += tokens(point) - done
         done = tokens(point)
-        cache.write(hashes[point], ttl)
+        ex.caches.write(hashes[point], _TTL_SECONDS[ttl])
     return read, written["5m"], written["1h"]
+
+
+HANDLERS: Mapping[Endpoint, Handler] = {
+    "messages": _messages,
+    "messages.count_tokens": _count_tokens,
+    "models": _models,
+}
+"""endpoint -> what answers it."""

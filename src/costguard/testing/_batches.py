@@ -30,20 +30,17 @@ import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal, TypeAlias, get_args
 
 import httpx2
 
 from . import _anthropic, _openai
-from ._wire import ALNUM, HEX, Ids, dumps, json_response
+from ._wire import HEX, Ids, dumps, json_body, json_response, rfc3339
 
-__all__ = ["BATCH_ENDPOINTS", "BatchEndpoint", "FakeBatches", "route"]
+__all__ = ["BatchEndpoint", "FakeBatches", "route"]
 
 BatchEndpoint: TypeAlias = Literal["files", "batches", "messages.batches"]
 """The batch-related endpoints the fake serves, named like the SDK resources."""
-
-BATCH_ENDPOINTS: frozenset[str] = frozenset(get_args(BatchEndpoint))
 
 Outcome = Literal["completed", "expired", "failed", "cancelled"]
 _OUTCOMES = frozenset(get_args(Outcome))
@@ -58,7 +55,6 @@ _OPENAI_URLS = {
 }
 _FILE_PURPOSES = frozenset({"assistants", "batch", "fine-tune", "vision", "user_data", "evals"})
 _CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-_ANTHROPIC_ID = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _DAY = 86_400
 
 # (provider, method, path pattern) -> (endpoint, action); the pattern's group is an id.
@@ -258,11 +254,7 @@ class FakeBatches:
         job = self._jobs.get(ident or "")
         if job is None or job.provider != "openai":
             return self._openai_error(404, f"No batch found with id '{ident}'.")
-        if action == "cancel":
-            _cancel(job)
-            return json_response(200, self._openai_json(job))
-        self._advance(job)
-        return json_response(200, self._openai_json(job))
+        return self._poll(job, action, self._openai_json)
 
     def _openai_error(self, status: int, message: str) -> httpx2.Response:
         return _openai.error_response(status, self._ids, model="", message=message)
@@ -276,7 +268,7 @@ class FakeBatches:
             return self._openai_error(400, f"Invalid value for 'purpose': {purpose!r}.")
         filename, content = parts["file"]
         file = _File(
-            self._ids.make("file-", 22, ALNUM),
+            self._ids.make("file-", 22),
             filename or "upload",
             purpose,
             content,
@@ -324,7 +316,7 @@ class FakeBatches:
 
     def _openai_answer(self, label: str, body: Mapping[str, Any]) -> tuple[int, Any]:
         if body.get("stream"):
-            return 400, {"error": _openai_error_object("Streaming is not supported in batches.")}
+            return 400, _openai.error_json("Streaming is not supported in batches.")
         return self._answer("openai", label, body)
 
     def _openai_list(self, request: httpx2.Request) -> httpx2.Response:
@@ -416,7 +408,7 @@ class FakeBatches:
 
     def _store_output(self, lines: Sequence[bytes]) -> str:
         file = _File(
-            self._ids.make("file-", 22, ALNUM),
+            self._ids.make("file-", 22),
             "batch_output.jsonl",
             "batch_output",
             b"".join(lines),
@@ -448,11 +440,7 @@ class FakeBatches:
                 return self._anthropic_error(400, "Only ended batches can be deleted.")
             del self._jobs[job.id]
             return json_response(200, {"id": job.id, "type": "message_batch_deleted"})
-        if action == "cancel":
-            _cancel(job)
-            return json_response(200, self._anthropic_json(job))
-        self._advance(job)
-        return json_response(200, self._anthropic_json(job))
+        return self._poll(job, action, self._anthropic_json)
 
     def _anthropic_error(self, status: int, message: str) -> httpx2.Response:
         return _anthropic.error_response(status, self._ids, model="", message=message)
@@ -479,7 +467,7 @@ class FakeBatches:
                 _Item(entry["custom_id"], *self._answer("anthropic", "messages", entry["params"]))
             )
         job = self._new_job(
-            "anthropic", self._ids.make("msgbatch_01", 22, _ANTHROPIC_ID), items, script
+            "anthropic", self._ids.make("msgbatch_01", 22, _anthropic.ID_ALPHABET), items, script
         )
         job.base_url = str(request.url).split("/messages/batches")[0]
         return json_response(200, self._anthropic_json(job))
@@ -497,7 +485,6 @@ class FakeBatches:
         )
 
     def _anthropic_json(self, job: _Job) -> dict[str, Any]:
-        created = datetime.fromtimestamp(job.created, UTC)
         ended = job.state == "ended"
         counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
         if ended:
@@ -508,7 +495,7 @@ class FakeBatches:
                     counts["succeeded" if item.status == 200 else "errored"] += 1
         else:
             counts["processing"] = len(job.items)
-        stamp = _rfc3339(job.created + 3)
+        stamp = rfc3339(job.created + 3)
         return {
             "id": job.id,
             "type": "message_batch",
@@ -517,8 +504,8 @@ class FakeBatches:
             ),
             "request_counts": counts,
             "ended_at": stamp if ended else None,
-            "created_at": created.isoformat().replace("+00:00", "Z"),
-            "expires_at": _rfc3339(job.created + _DAY),
+            "created_at": rfc3339(job.created),
+            "expires_at": rfc3339(job.created + _DAY),
             "cancel_initiated_at": stamp if job.final == "cancelled" else None,
             "archived_at": None,
             "results_url": f"{job.base_url}/messages/batches/{job.id}/results" if ended else None,
@@ -544,6 +531,16 @@ class FakeBatches:
         job.results = b"".join(lines)
 
     # -- shared ------------------------------------------------------------------------------
+
+    def _poll(
+        self, job: _Job, action: str, render: Callable[[_Job], dict[str, Any]]
+    ) -> httpx2.Response:
+        """A cancel or a retrieve: the batch as it stands after it."""
+        if action == "cancel":
+            _cancel(job)
+        else:
+            self._advance(job)
+        return json_response(200, render(job))
 
     def _page(self, provider: str, request: httpx2.Request, after: str) -> tuple[list[_Job], bool]:
         """One page of a list request, newest first: (its batches, whether more follow)."""
@@ -635,10 +632,6 @@ _UNDONE = {
 }
 
 
-def _openai_error_object(message: str) -> dict[str, Any]:
-    return {"message": message, "type": "invalid_request_error", "param": None, "code": None}
-
-
 def _openai_lines(
     content: bytes, endpoint: str
 ) -> tuple[list[tuple[str, Mapping[str, Any]]], list[dict[str, Any]]]:
@@ -705,19 +698,12 @@ def _anthropic_problem(entry: object, seen: set[str]) -> str | None:
 
 
 def _json(request: httpx2.Request) -> Mapping[str, Any]:
-    try:
-        value = json.loads(request.content or b"{}")
-    except ValueError:
-        return {}
+    value = json_body(request.content)
     return value if isinstance(value, Mapping) else {}
 
 
 def _line(value: object) -> bytes:
     return dumps(value).encode() + b"\n"
-
-
-def _rfc3339(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
 _BOUNDARY = re.compile(r"boundary=\"?([^\";]+)\"?")

@@ -28,13 +28,13 @@ from ._script import (
     match_for,
     validate_failure,
 )
-from ._wire import Exchange, Ids
+from ._wire import Exchange, Handler, Ids, PromptCaches, find_route, json_body
 
 if TYPE_CHECKING:
     from anthropic import Anthropic, AsyncAnthropic
     from openai import AsyncOpenAI, OpenAI
 
-__all__ = ["FakeProvider", "PromptCaches", "RecordedRequest"]
+__all__ = ["FakeProvider", "RecordedRequest"]
 
 _SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "x-api-key", "api-key", "openai-admin-key"}
@@ -44,13 +44,17 @@ _SECRET_HEADERS = frozenset(
 class _Api(Protocol):
     """What each fake API module (``_openai``, ``_anthropic``) provides."""
 
-    def route(self, method: str, path: str) -> Endpoint | None: ...
+    @property
+    def FAKE_API_KEY(self) -> str: ...
 
-    def handle(self, endpoint: Endpoint, ex: Exchange, caches: PromptCaches) -> httpx2.Response: ...
+    @property
+    def ROUTES(self) -> Mapping[tuple[str, str], Endpoint]: ...
 
-    def stream_error(
-        self, endpoint: Endpoint, ex: Exchange, caches: PromptCaches, message: str | None
-    ) -> httpx2.Response: ...
+    @property
+    def STREAM_ERROR_STATUS(self) -> int: ...
+
+    @property
+    def HANDLERS(self) -> Mapping[Endpoint, Handler]: ...
 
     def error_response(
         self,
@@ -65,19 +69,7 @@ class _Api(Protocol):
     def not_found(self, method: str, path: str, ids: Ids) -> httpx2.Response: ...
 
 
-class PromptCaches:
-    """One FakeProvider's simulated prompt caches, one per provider, passed to the fake APIs'
-    handlers with each request. Entries expire by ``clock`` (see each cache)."""
-
-    __slots__ = ("anthropic", "openai")
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self.anthropic = _anthropic.PromptCache(clock)
-        self.openai = _openai.PrefixCache(clock)
-
-    def clear(self) -> None:
-        self.anthropic.clear()
-        self.openai.clear()
+_APIS: Mapping[str, _Api] = {"openai": _openai, "anthropic": _anthropic}
 
 
 def _redact(value: str) -> str:
@@ -200,9 +192,8 @@ class FakeProvider:
                 "FakeProvider supplies the http_client (an in-memory transport); do not pass one"
             )
         transport = httpx2.MockTransport(functools.partial(self._handle, provider))
-        api_key = _openai.FAKE_API_KEY if provider == "openai" else _anthropic.FAKE_API_KEY
         return {
-            "api_key": api_key,
+            "api_key": _APIS[provider].FAKE_API_KEY,
             "max_retries": 0,
             **kwargs,
             "http_client": httpx2.AsyncClient(transport=transport)
@@ -353,11 +344,11 @@ class FakeProvider:
     # -- the fake API ----------------------------------------------------------------------
 
     def _handle(self, provider: Provider, request: httpx2.Request) -> httpx2.Response:
-        api: _Api = _openai if provider == "openai" else _anthropic
+        api = _APIS[provider]
         path = request.url.path
-        endpoint = api.route(request.method, path)
+        endpoint = find_route(api.ROUTES, request.method, path)
         batch = _batches.route(provider, request.method, path) if endpoint is None else None
-        body = _json_body(request.content)
+        body = json_body(request.content)
         recorded = RecordedRequest(
             provider=provider,
             endpoint=endpoint or batch,
@@ -376,13 +367,7 @@ class FakeProvider:
 
         if endpoint is None and batch is None:
             return api.not_found(request.method, path, self._ids)
-        exchange = Exchange(
-            body=body if isinstance(body, dict) else {},
-            reply=item if isinstance(item, Reply) else Reply(),
-            ids=self._ids,
-            seed=self._seed,
-            created=self._created,
-        )
+        exchange = self._exchange(body if isinstance(body, dict) else {}, item)
         if isinstance(item, Failure):
             if item.kind == "timeout":
                 raise httpx2.ReadTimeout(
@@ -392,41 +377,49 @@ class FakeProvider:
                 raise httpx2.ConnectError(
                     "Connection refused (scripted by FakeProvider)", request=request
                 )
-            if item.kind == "stream_error":
-                if endpoint is None:  # a batch endpoint never streams
-                    return api.error_response(500, self._ids, model="", message=item.message)
-                return api.stream_error(endpoint, exchange, self._prompt_caches, item.message)
-            return api.error_response(
-                item.kind,
-                self._ids,
-                model=exchange.model,
-                message=item.message,
-                retry_after=item.retry_after,
-            )
+            if item.kind != "stream_error":
+                return api.error_response(
+                    item.kind,
+                    self._ids,
+                    model=exchange.model,
+                    message=item.message,
+                    retry_after=item.retry_after,
+                )
+            if not exchange.stream or endpoint not in GENERATION_ENDPOINTS:
+                # Not streamed (a batch endpoint never streams): the API's plain error status.
+                return api.error_response(
+                    api.STREAM_ERROR_STATUS, self._ids, model=exchange.model, message=item.message
+                )
+            # Otherwise the handler streams the answer and breaks it (exchange.failure).
         if endpoint is None:
             return self._batches.handle(provider, request)
-        return api.handle(endpoint, exchange, self._prompt_caches)
+        return api.HANDLERS[endpoint](exchange)
 
     def _answer(self, provider: str, endpoint: str, body: Mapping[str, Any]) -> tuple[int, Any]:
         """One request of a batch, answered as a live request would be: (status, JSON)."""
-        api: _Api = _openai if provider == "openai" else _anthropic
+        api = _APIS[provider]
         with self._lock:
             item = self._take(provider, endpoint)
-        exchange = Exchange(
-            body=body,
-            reply=item if isinstance(item, Reply) else Reply(),
-            ids=self._ids,
-            seed=self._seed,
-            created=self._created,
-        )
+        exchange = self._exchange(body, item)
         if isinstance(item, Failure):
             status = item.kind if isinstance(item.kind, int) else 500
             response = api.error_response(
                 status, self._ids, model=exchange.model, message=item.message
             )
         else:
-            response = api.handle(cast("Endpoint", endpoint), exchange, self._prompt_caches)
+            response = api.HANDLERS[cast("Endpoint", endpoint)](exchange)
         return response.status_code, json.loads(response.content)
+
+    def _exchange(self, body: Mapping[str, Any], item: Reply | Failure | None) -> Exchange:
+        return Exchange(
+            body=body,
+            reply=item if isinstance(item, Reply) else Reply(),
+            failure=item if isinstance(item, Failure) else None,
+            ids=self._ids,
+            seed=self._seed,
+            created=self._created,
+            caches=self._prompt_caches,
+        )
 
     def _take(self, provider: str, endpoint: str | None) -> Reply | Failure | None:
         """Pop the first queued item this request may take (the caller holds the lock)."""
@@ -434,13 +427,4 @@ class FakeProvider:
             if item.match.accepts(provider, endpoint):
                 del self._queue[index]
                 return item
-        return None
-
-
-def _json_body(content: bytes) -> Any:
-    if not content:
-        return None
-    try:
-        return json.loads(content)
-    except ValueError:
         return None

@@ -17,28 +17,33 @@ bite stream consumers:
 from __future__ import annotations
 
 import base64
-import dataclasses
+import functools
 import hashlib
 import math
 import re
 import struct
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx2
 
-from ._script import Endpoint, ToolCall
+from .._usage import Usage
+from ._script import Endpoint, Failure, ToolCall
 from ._wire import (
     HEX,
     Answer,
+    CacheSplit,
     Exchange,
+    Handler,
     Ids,
-    TokenCounts,
     dumps,
-    find_route,
+    json_pieces,
     json_response,
+    last_user_text,
+    mappings,
+    prefix_hashes,
     prompt_tokens,
+    retry_headers,
     settle_usage,
     sse_response,
     stream_pieces,
@@ -46,19 +51,16 @@ from ._wire import (
     text_tokens,
 )
 
-if TYPE_CHECKING:
-    from ._fake import PromptCaches
-
 __all__ = [
     "CACHE_IDLE_SECONDS",
     "FAKE_API_KEY",
+    "HANDLERS",
     "MODELS",
-    "PrefixCache",
+    "ROUTES",
+    "STREAM_ERROR_STATUS",
+    "error_json",
     "error_response",
-    "handle",
     "not_found",
-    "route",
-    "stream_error",
 ]
 
 FAKE_API_KEY = "sk-fake-" + "0" * 40
@@ -113,39 +115,16 @@ _ERRORS: Mapping[int, tuple[str, str | None, str]] = {
     503: ("server_error", None, "The server is overloaded or not ready yet."),
 }
 
-_ROUTES: Mapping[tuple[str, str], Endpoint] = {
+ROUTES: Mapping[tuple[str, str], Endpoint] = {
     ("POST", "/chat/completions"): "chat.completions",
     ("POST", "/responses"): "responses",
     ("POST", "/embeddings"): "embeddings",
     ("GET", "/models"): "models",
 }
+"""(method, path suffix) -> the endpoint it serves."""
 
-
-def route(method: str, path: str) -> Endpoint | None:
-    return find_route(_ROUTES, method, path)
-
-
-def handle(endpoint: Endpoint, ex: Exchange, caches: PromptCaches) -> httpx2.Response:
-    if endpoint == "chat.completions":
-        return _chat_completions(ex, caches.openai, fail_mid_stream=False)
-    if endpoint == "responses":
-        return _responses(ex, caches.openai, fail_mid_stream=False)
-    if endpoint == "embeddings":
-        return _embeddings(ex)
-    if endpoint == "models":
-        return _models(ex)
-    raise AssertionError(f"not an OpenAI endpoint: {endpoint}")
-
-
-def stream_error(
-    endpoint: Endpoint, ex: Exchange, caches: PromptCaches, message: str | None
-) -> httpx2.Response:
-    """A stream that starts fine and then fails; a 500 if the request did not stream."""
-    if ex.stream and endpoint == "chat.completions":
-        return _chat_completions(ex, caches.openai, fail_mid_stream=True, message=message)
-    if ex.stream and endpoint == "responses":
-        return _responses(ex, caches.openai, fail_mid_stream=True, message=message)
-    return error_response(500, ex.ids, model=ex.model, message=message)
+STREAM_ERROR_STATUS = 500
+"""What a scripted ``stream_error`` answers a request that does not stream."""
 
 
 def _headers(ids: Ids) -> dict[str, str]:
@@ -156,11 +135,18 @@ def _headers(ids: Ids) -> dict[str, str]:
     }
 
 
+def error_json(
+    message: str, error_type: str = "invalid_request_error", code: str | None = None
+) -> dict[str, Any]:
+    """The API's error body."""
+    return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+
+
 def _error_body(status: int, *, model: str, message: str | None, wait: str) -> dict[str, Any]:
     default_type = "invalid_request_error" if status < 500 else "server_error"
     error_type, code, template = _ERRORS.get(status, (default_type, None, f"Error {status}."))
     text = message if message is not None else template.format(model=model, wait=wait)
-    return {"error": {"message": text, "type": error_type, "param": None, "code": code}}
+    return error_json(text, error_type, code)
 
 
 def error_response(
@@ -172,27 +158,15 @@ def error_response(
     retry_after: float | None = None,
 ) -> httpx2.Response:
     """An HTTP error exactly as the API sends one, with ``retry-after`` headers if given."""
-    headers = _headers(ids)
-    wait = "20s"
-    if retry_after is not None:
-        headers["retry-after"] = str(math.ceil(retry_after))
-        headers["retry-after-ms"] = str(round(retry_after * 1000))
-        wait = f"{retry_after:g}s"
+    headers = {**_headers(ids), **retry_headers(retry_after)}
+    wait = "20s" if retry_after is None else f"{retry_after:g}s"
     return json_response(
         status, _error_body(status, model=model, message=message, wait=wait), headers
     )
 
 
 def not_found(method: str, path: str, ids: Ids) -> httpx2.Response:
-    body = {
-        "error": {
-            "message": f"Invalid URL ({method} {path})",
-            "type": "invalid_request_error",
-            "param": None,
-            "code": None,
-        }
-    }
-    return json_response(404, body, _headers(ids))
+    return json_response(404, error_json(f"Invalid URL ({method} {path})"), _headers(ids))
 
 
 def _service_tier(ex: Exchange) -> str:
@@ -210,19 +184,6 @@ def _fingerprint(ex: Exchange) -> str:
     return "fp_" + hashlib.sha256(f"{ex.seed}:{ex.served_model}".encode()).hexdigest()[:10]
 
 
-def _last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
-    for message in reversed(messages):
-        if message.get("role") == "user":
-            return text_of(message.get("content"))
-    return ""
-
-
-def _mappings(value: object) -> list[Mapping[str, Any]]:
-    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
-        return [item for item in value if isinstance(item, Mapping)]
-    return []
-
-
 def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -230,20 +191,20 @@ def _int_or_none(value: object) -> int | None:
 # -- chat completions ----------------------------------------------------------------------
 
 
-def _chat_usage(ex: Exchange, counts: TokenCounts) -> dict[str, Any]:
+def _chat_usage(ex: Exchange, usage: Usage) -> dict[str, Any]:
     if isinstance(ex.reply.usage, Mapping):
         return dict(ex.reply.usage)
     return {
-        "prompt_tokens": counts.prompt,
-        "completion_tokens": counts.output,
-        "total_tokens": counts.total,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
         "prompt_tokens_details": {
-            "cached_tokens": counts.cache_read,
-            "cache_write_tokens": counts.cache_write,
+            "cached_tokens": usage.cache_read_tokens,
+            "cache_write_tokens": usage.cache_write_5m_tokens + usage.cache_write_1h_tokens,
             "audio_tokens": 0,
         },
         "completion_tokens_details": {
-            "reasoning_tokens": counts.reasoning,
+            "reasoning_tokens": usage.reasoning_tokens,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
@@ -251,26 +212,23 @@ def _chat_usage(ex: Exchange, counts: TokenCounts) -> dict[str, Any]:
     }
 
 
-def _chat_completions(
-    ex: Exchange, cache: PrefixCache, *, fail_mid_stream: bool, message: str | None = None
-) -> httpx2.Response:
+def _chat_completions(ex: Exchange) -> httpx2.Response:
+    """A chat completion; streamed, it breaks mid-way if ``ex.failure`` says so."""
     body = ex.body
-    messages = _mappings(body.get("messages"))
+    messages = mappings(body.get("messages"))
     n = _int_or_none(body.get("n")) or 1
     limit = _int_or_none(body.get("max_completion_tokens")) or _int_or_none(body.get("max_tokens"))
-    answer = Answer(ex, _last_user_text(messages), limit)
-    tools = _mappings(body.get("tools")) or None
+    answer = Answer(ex, last_user_text(messages), limit)
+    tools = mappings(body.get("tools")) or None
+    lead = [tools] if tools else []
+    simulate = functools.partial(
+        _prompt_cache,
+        ex,
+        [*lead, *messages],
+        lambda i: prompt_tokens(ex.model, messages[: i + 1 - len(lead)], tools=tools),
+    )
     prompt = prompt_tokens(ex.model, messages, tools=tools)
-    counts = settle_usage(ex.reply, prompt, answer.visible_tokens * n)
-    if _unscripted(ex.reply):
-        lead = [tools] if tools else []
-        cached = _cached_tokens(
-            ex,
-            cache,
-            [*lead, *messages],
-            lambda i: prompt_tokens(ex.model, messages[: i + 1 - len(lead)], tools=tools),
-        )
-        counts = dataclasses.replace(counts, cache_read=min(cached, counts.prompt))
+    usage = _chat_usage(ex, settle_usage(ex.reply, prompt, answer.visible_tokens * n, simulate))
     finish = ex.reply.finish_reason or (
         "tool_calls" if answer.tool_calls else "length" if answer.truncated else "stop"
     )
@@ -281,7 +239,6 @@ def _chat_completions(
     ]
     head = {"id": ex.ids.make("chatcmpl-", 29), "created": ex.created, "model": ex.served_model}
     tail = {"service_tier": _service_tier(ex), "system_fingerprint": _fingerprint(ex)}
-    usage = _chat_usage(ex, counts)
     if not ex.stream:
         choices = [
             {
@@ -311,8 +268,8 @@ def _chat_completions(
 
     for index in range(n):
         for delta, finish_reason in _chat_deltas(answer.text, calls[index], finish):
-            if fail_mid_stream and (finish_reason or len(events) >= 3):
-                error = _error_body(500, model=ex.model, message=message, wait="")
+            if ex.failure and (finish_reason or len(events) >= 3):
+                error = _error_body(500, model=ex.model, message=ex.failure.message, wait="")
                 events.append(f"data: {dumps(error)}\n\n".encode())
                 return sse_response(events, _headers(ex.ids))
             choice = {"index": index, "delta": delta, "logprobs": None}
@@ -365,17 +322,9 @@ def _chat_deltas(
             None,
         )
         first = {}
-        for piece in _json_pieces(call.arguments_json):
+        for piece in json_pieces(call.arguments_json):
             yield {"tool_calls": [{"index": position, "function": {"arguments": piece}}]}, None
     yield {}, finish
-
-
-_JSON_PIECE = re.compile(r".{1,8}", re.DOTALL)
-
-
-def _json_pieces(text: str) -> list[str]:
-    """Tool-call arguments as the API streams them: a few characters at a time."""
-    return _JSON_PIECE.findall(text)
 
 
 # -- responses -----------------------------------------------------------------------------
@@ -386,7 +335,7 @@ def _responses_messages(value: object) -> list[dict[str, Any]]:
     if isinstance(value, str):
         return [{"role": "user", "content": value}]
     messages: list[dict[str, Any]] = []
-    for item in _mappings(value):
+    for item in mappings(value):
         kind = item.get("type")
         if isinstance(item.get("role"), str):
             messages.append({"role": item["role"], "content": item.get("content", "")})
@@ -403,47 +352,41 @@ def _responses_messages(value: object) -> list[dict[str, Any]]:
     return messages
 
 
-def _responses_usage(ex: Exchange, counts: TokenCounts) -> dict[str, Any]:
+def _responses_usage(ex: Exchange, usage: Usage) -> dict[str, Any]:
     if isinstance(ex.reply.usage, Mapping):
         return dict(ex.reply.usage)
     return {
-        "input_tokens": counts.prompt,
+        "input_tokens": usage.prompt_tokens,
         "input_tokens_details": {
-            "cached_tokens": counts.cache_read,
-            "cache_write_tokens": counts.cache_write,
+            "cached_tokens": usage.cache_read_tokens,
+            "cache_write_tokens": usage.cache_write_5m_tokens + usage.cache_write_1h_tokens,
         },
-        "output_tokens": counts.output,
-        "output_tokens_details": {"reasoning_tokens": counts.reasoning},
-        "total_tokens": counts.total,
+        "output_tokens": usage.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+        "total_tokens": usage.total_tokens,
     }
 
 
-def _responses(
-    ex: Exchange, cache: PrefixCache, *, fail_mid_stream: bool, message: str | None = None
-) -> httpx2.Response:
+def _responses(ex: Exchange) -> httpx2.Response:
+    """A response; streamed, it ends in ``response.failed`` if ``ex.failure`` says so."""
     body = ex.body
     messages = _responses_messages(body.get("input"))
     instructions = body.get("instructions")
-    tools = _mappings(body.get("tools")) or None
+    tools = mappings(body.get("tools")) or None
     limit = _int_or_none(body.get("max_output_tokens"))
-    answer = Answer(ex, _last_user_text(messages), limit)
+    answer = Answer(ex, last_user_text(messages), limit)
     system = instructions if isinstance(instructions, str) else None
-    counts = settle_usage(
-        ex.reply,
-        prompt_tokens(ex.model, messages, tools=tools, system=system),
-        answer.visible_tokens,
+    lead = [[system, tools]] if system or tools else []
+    simulate = functools.partial(
+        _prompt_cache,
+        ex,
+        [*lead, *messages],
+        lambda i: prompt_tokens(
+            ex.model, messages[: i + 1 - len(lead)], tools=tools, system=system
+        ),
     )
-    if _unscripted(ex.reply):
-        lead = [[system, tools]] if system or tools else []
-        cached = _cached_tokens(
-            ex,
-            cache,
-            [*lead, *messages],
-            lambda i: prompt_tokens(
-                ex.model, messages[: i + 1 - len(lead)], tools=tools, system=system
-            ),
-        )
-        counts = dataclasses.replace(counts, cache_read=min(cached, counts.prompt))
+    prompt = prompt_tokens(ex.model, messages, tools=tools, system=system)
+    usage = settle_usage(ex.reply, prompt, answer.visible_tokens, simulate)
     # Responses has no finish reason: a cut answer (or a scripted "length") is "incomplete".
     cut = answer.truncated or ex.reply.finish_reason in (
         "length",
@@ -512,22 +455,22 @@ def _responses(
         "top_logprobs": body.get("top_logprobs", 0),
         "top_p": body.get("top_p", 1.0),
         "truncation": body.get("truncation", "disabled"),
-        "usage": _responses_usage(ex, counts),
+        "usage": _responses_usage(ex, usage),
         "user": body.get("user"),
         "metadata": body.get("metadata") or {},
     }
     if not ex.stream:
         return json_response(200, response, _headers(ex.ids))
-    return sse_response(_response_events(response, fail_mid_stream, message), _headers(ex.ids))
+    return sse_response(_response_events(response, ex.failure), _headers(ex.ids))
 
 
 def _output_text(text: str) -> dict[str, Any]:
     return {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
 
 
-def _response_events(
-    response: dict[str, Any], fail_mid_stream: bool, message: str | None
-) -> list[bytes]:
+def _response_events(response: dict[str, Any], failure: Failure | None) -> list[bytes]:
+    """The stream of ``response``; with a ``failure``, it ends in ``response.failed`` after a
+    couple of text deltas."""
     events: list[bytes] = []
 
     def send(event_type: str, **fields: Any) -> None:
@@ -556,9 +499,9 @@ def _response_events(
             )
             send("response.content_part.added", **where, part=_output_text(""))
             pieces = stream_pieces(text)
-            for piece in pieces[:2] if fail_mid_stream else pieces:
+            for piece in pieces[:2] if failure else pieces:
                 send("response.output_text.delta", **where, delta=piece, logprobs=[])
-            if fail_mid_stream:
+            if failure:
                 break
             send("response.output_text.done", **where, text=text, logprobs=[])
             send("response.content_part.done", **where, part=_output_text(text))
@@ -569,7 +512,7 @@ def _response_events(
                 output_index=output_index,
                 item={**item, "status": "in_progress", "arguments": ""},
             )
-            for piece in _json_pieces(item["arguments"]):
+            for piece in json_pieces(item["arguments"]):
                 send("response.function_call_arguments.delta", **where, delta=piece)
             send(
                 "response.function_call_arguments.done",
@@ -580,10 +523,10 @@ def _response_events(
         else:
             send("response.output_item.added", output_index=output_index, item=item)
         send("response.output_item.done", output_index=output_index, item=item)
-    if fail_mid_stream:
+    if failure:
         error = {
             "code": "server_error",
-            "message": message or "The server had an error while processing your request.",
+            "message": failure.message or "The server had an error while processing your request.",
         }
         failed = {**in_progress, "status": "failed", "error": error}
         send("response.failed", response=failed)
@@ -689,47 +632,6 @@ CACHE_IDLE_SECONDS = 300.0
 _CACHE_TTL_SECONDS: Mapping[str, float] = {"30m": 1800.0, "12h": 43200.0}
 
 
-class PrefixCache:
-    """One FakeProvider's simulated OpenAI prompt cache: (model, prompt_cache_key, prefix
-    hash) -> expiry, in seconds of the FakeProvider's ``clock``."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._expiry: dict[tuple[str, str | None, str], float] = {}
-        self._lock = threading.Lock()
-
-    def longest(self, model: str, key: str | None, hashes: Sequence[str], lifetime: float) -> int:
-        """The index of the longest live prefix (-1 for none); then keep every prefix of
-        this request for ``lifetime`` seconds from now (longer if it already had longer)."""
-        with self._lock:
-            now = self._clock()
-            expiry = self._expiry
-            found = next(
-                (
-                    i
-                    for i in range(len(hashes) - 1, -1, -1)
-                    if expiry.get((model, key, hashes[i]), now) > now
-                ),
-                -1,
-            )
-            until = now + lifetime
-            for h in hashes:
-                entry = (model, key, h)
-                if expiry.get(entry, until) <= until:
-                    expiry[entry] = until
-            return found
-
-    def clear(self) -> None:
-        with self._lock:
-            self._expiry.clear()
-
-
-def _unscripted(reply: Any) -> bool:
-    """Whether the test left the prompt's cache counts to the fake."""
-    scripted = reply.cached_tokens or reply.cache_write_tokens or reply.cache_write_1h_tokens
-    return reply.usage is None and not scripted
-
-
 def _cache_lifetime(body: Mapping[str, Any]) -> float:
     """Seconds a prefix stays cached after this request: the idle time, or the minimum the
     request's ``prompt_cache_options.ttl`` asks for when that is longer."""
@@ -739,20 +641,28 @@ def _cache_lifetime(body: Mapping[str, Any]) -> float:
     return max(CACHE_IDLE_SECONDS, asked)
 
 
-def _cached_tokens(
-    ex: Exchange, cache: PrefixCache, units: Sequence[object], tokens_at: Callable[[int], int]
-) -> int:
-    """cached_tokens for a prompt made of ``units``; ``tokens_at(i)`` counts units 0..i."""
+def _prompt_cache(
+    ex: Exchange,
+    units: Sequence[object],
+    tokens_at: Callable[[int], int],
+    prompt: int,
+) -> CacheSplit:
+    """The cache split of a ``prompt`` made of ``units`` (``tokens_at(i)`` counts units 0..i):
+    the cached tokens read, and no writes (OpenAI reports none)."""
     key = ex.body.get("prompt_cache_key")
-    digest = hashlib.sha256(ex.model.encode()).digest()
-    hashes: list[str] = []
-    for unit in units:
-        digest = hashlib.sha256(digest + dumps(unit).encode()).digest()
-        hashes.append(digest.hex())
-    found = cache.longest(
-        ex.model, key if isinstance(key, str) else None, hashes, _cache_lifetime(ex.body)
-    )
+    start = ["openai", ex.model, key if isinstance(key, str) else None]
+    found = ex.caches.use(prefix_hashes(start, units), _cache_lifetime(ex.body))
     tokens = tokens_at(found) if found >= 0 else 0
     if tokens < CACHE_MIN_TOKENS:
-        return 0
-    return CACHE_MIN_TOKENS + (tokens - CACHE_MIN_TOKENS) // _CACHE_STEP * _CACHE_STEP
+        return 0, 0, 0
+    cached = CACHE_MIN_TOKENS + (tokens - CACHE_MIN_TOKENS) // _CACHE_STEP * _CACHE_STEP
+    return min(cached, prompt), 0, 0
+
+
+HANDLERS: Mapping[Endpoint, Handler] = {
+    "chat.completions": _chat_completions,
+    "responses": _responses,
+    "embeddings": _embeddings,
+    "models": _models,
+}
+"""endpoint -> what answers it."""

@@ -1,36 +1,48 @@
-"""What both fake APIs share: ids, token counts, default text and server-sent-event bodies."""
+"""What both fake APIs share: ids, token counts, usage, default text, the prompt caches'
+bookkeeping and HTTP bodies."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
+import math
 import re
 import string
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import httpx2
 
 from .._errors import InvalidRequestError
 from .._tokens import count_text_tokens, count_tokens
 from .._usage import Usage
-from ._script import Endpoint, Reply
+from ._script import Endpoint, Failure, Reply
 
 __all__ = [
-    "ALNUM",
     "HEX",
     "Answer",
+    "CacheSplit",
     "EventStream",
     "Exchange",
+    "Handler",
     "Ids",
-    "TokenCounts",
+    "PromptCaches",
     "default_text",
     "dumps",
+    "find_route",
     "fit_text",
+    "json_body",
+    "json_pieces",
     "json_response",
+    "last_user_text",
+    "mappings",
+    "prefix_hashes",
     "prompt_tokens",
+    "retry_headers",
+    "rfc3339",
     "settle_usage",
     "sse_response",
     "stream_pieces",
@@ -38,7 +50,7 @@ __all__ = [
     "text_tokens",
 ]
 
-ALNUM = string.ascii_letters + string.digits
+_ALNUM = string.ascii_letters + string.digits
 HEX = "0123456789abcdef"
 
 # Models the token counter does not know (a made-up "test-model", a local model name) are
@@ -54,7 +66,7 @@ class Ids:
         self._counters: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def make(self, prefix: str, length: int, alphabet: str = ALNUM) -> str:
+    def make(self, prefix: str, length: int, alphabet: str = _ALNUM) -> str:
         with self._lock:
             n = self._counters.get(prefix, 0)
             self._counters[prefix] = n + 1
@@ -69,13 +81,16 @@ class Ids:
 
 @dataclass(frozen=True, slots=True)
 class Exchange:
-    """One request being answered: its JSON body, the reply to give, and the provider state."""
+    """One request being answered: its JSON body, the reply to give (or the scripted
+    ``stream_error`` its stream breaks with), and the FakeProvider's state."""
 
     body: Mapping[str, Any]
     reply: Reply
+    failure: Failure | None
     ids: Ids
     seed: int
     created: int
+    caches: PromptCaches
 
     @property
     def stream(self) -> bool:
@@ -119,62 +134,116 @@ def prompt_tokens(
         return text_tokens(model, dumped)
 
 
-@dataclass(frozen=True, slots=True)
-class TokenCounts:
-    """Token counts of one answer, before each provider renders them in its own convention.
-
-    ``prompt`` is every prompt token (cache reads and writes included) and ``output`` every
-    generated token (reasoning included), as in :class:`costguard.Usage`'s properties.
-    """
-
-    prompt: int
-    cache_read: int = 0
-    cache_write_5m: int = 0
-    cache_write_1h: int = 0
-    output: int = 0
-    reasoning: int = 0
-
-    @property
-    def cache_write(self) -> int:
-        return self.cache_write_5m + self.cache_write_1h
-
-    @property
-    def uncached_input(self) -> int:
-        return self.prompt - self.cache_read - self.cache_write
-
-    @property
-    def total(self) -> int:
-        return self.prompt + self.output
+CacheSplit: TypeAlias = tuple[int, int, int]
+"""Prompt tokens read from the prompt cache, written to it for 5 minutes, and for 1 hour."""
 
 
-def settle_usage(reply: Reply, counted_prompt: int, visible_output: int) -> TokenCounts:
-    """The counts to report: ``reply.usage`` if it is a ``Usage``, else counted ones.
+def settle_usage(
+    reply: Reply, prompt: int, output: int, simulate_cache: Callable[[int], CacheSplit]
+) -> Usage:
+    """The usage to report: ``reply.usage`` if it is a ``Usage``, else the counted ``prompt``
+    and visible ``output`` tokens, with the reply's reasoning tokens added to the output.
 
-    Scripted cache counts are honoured exactly; the prompt grows to hold them if the counted
-    prompt is smaller than their sum.
+    Scripted cache counts are honoured exactly; the prompt grows to hold them if it is smaller
+    than their sum. With none scripted (and no ``usage=``), ``simulate_cache(prompt)`` splits
+    the prompt by the fake API's prompt cache (it only runs then, as it updates the cache).
     """
     if isinstance(reply.usage, Usage):
-        u = reply.usage
-        return TokenCounts(
-            prompt=u.prompt_tokens,
-            cache_read=u.cache_read_tokens,
-            cache_write_5m=u.cache_write_5m_tokens,
-            cache_write_1h=u.cache_write_1h_tokens,
-            output=u.output_tokens,
-            reasoning=u.reasoning_tokens,
-        )
-    cached = reply.cached_tokens + reply.cache_write_tokens + reply.cache_write_1h_tokens
-    return TokenCounts(
-        prompt=max(counted_prompt, cached),
-        cache_read=reply.cached_tokens,
-        cache_write_5m=reply.cache_write_tokens,
-        cache_write_1h=reply.cache_write_1h_tokens,
-        output=visible_output + reply.reasoning_tokens,
-        reasoning=reply.reasoning_tokens,
+        return reply.usage
+    scripted = (reply.cached_tokens, reply.cache_write_tokens, reply.cache_write_1h_tokens)
+    if reply.usage is None and not any(scripted):
+        scripted = simulate_cache(prompt)
+    read, write_5m, write_1h = scripted
+    cached = read + write_5m + write_1h
+    return Usage(
+        input_tokens=max(prompt, cached) - cached,
+        cache_read_tokens=read,
+        cache_write_5m_tokens=write_5m,
+        cache_write_1h_tokens=write_1h,
+        output_tokens=output + reply.reasoning_tokens,
+        reasoning_tokens=reply.reasoning_tokens,
     )
 
 
+# -- prompt caches -------------------------------------------------------------------------
+
+
+def prefix_hashes(start: object, units: Iterable[object]) -> list[str]:
+    """A hash per prefix of ``units`` (the i-th covers units 0..i), chained from ``start``:
+    the names of a prompt's cacheable prefixes. ``start`` keeps apart what must never share
+    an entry (the provider, the model, OpenAI's ``prompt_cache_key``)."""
+    digest = hashlib.sha256(dumps(start).encode()).digest()
+    hashes: list[str] = []
+    for unit in units:
+        digest = hashlib.sha256(digest + dumps(unit).encode()).digest()
+        hashes.append(digest.hex())
+    return hashes
+
+
+class PromptCaches:
+    """One FakeProvider's simulated prompt caches: prefix hash -> (expiry, lifetime), in
+    seconds of the FakeProvider's ``clock``. An entry is live until the clock reaches its
+    expiry. Both fake APIs keep their entries here (their hashes start apart, see
+    :func:`prefix_hashes`); what they cache, and for how long, is each API's own.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._entries: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def _last_live(self, keys: Sequence[str], now: float) -> int:
+        expired = (now, 0.0)
+        return next(
+            (
+                i
+                for i in range(len(keys) - 1, -1, -1)
+                if self._entries.get(keys[i], expired)[0] > now
+            ),
+            -1,
+        )
+
+    def read(self, keys: Sequence[str]) -> int:
+        """The index of the last live entry of ``keys`` (-1 for none), which starts its own
+        lifetime again (Anthropic's reads)."""
+        with self._lock:
+            now = self._clock()
+            found = self._last_live(keys, now)
+            if found >= 0:
+                _, lifetime = self._entries[keys[found]]
+                self._entries[keys[found]] = (now + lifetime, lifetime)
+            return found
+
+    def write(self, key: str, lifetime: float) -> None:
+        """Cache ``key`` for ``lifetime`` seconds from now (Anthropic's writes)."""
+        with self._lock:
+            self._entries[key] = (self._clock() + lifetime, lifetime)
+
+    def use(self, keys: Sequence[str], lifetime: float) -> int:
+        """The index of the last live entry of ``keys`` (-1 for none); then every one of
+        ``keys`` lives at least ``lifetime`` seconds from now (OpenAI's prefixes)."""
+        with self._lock:
+            now = self._clock()
+            found = self._last_live(keys, now)
+            until = now + lifetime
+            for key in keys:
+                if self._entries.get(key, (until, 0.0))[0] <= until:
+                    self._entries[key] = (until, lifetime)
+            return found
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
 # -- text ----------------------------------------------------------------------------------
+
+
+def mappings(value: object) -> list[Mapping[str, Any]]:
+    """The mappings in a JSON list (a message list, a content list, tools); [] otherwise."""
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return [item for item in value if isinstance(item, Mapping)]
+    return []
 
 
 def text_of(content: object) -> str:
@@ -192,6 +261,14 @@ def text_of(content: object) -> str:
                 elif part.get("type") == "tool_result":
                     texts.append(text_of(part.get("content")))
         return " ".join(t for t in texts if t)
+    return ""
+
+
+def last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The text of the last user message: what the default answer quotes."""
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return text_of(message.get("content"))
     return ""
 
 
@@ -226,6 +303,14 @@ _PIECE = re.compile(r"\s*\S+|\s+$")
 def stream_pieces(text: str) -> list[str]:
     """``text`` cut into word-sized deltas (each with its leading space), as streams send it."""
     return _PIECE.findall(text)
+
+
+_JSON_PIECE = re.compile(r".{1,8}", re.DOTALL)
+
+
+def json_pieces(text: str) -> list[str]:
+    """Tool-call arguments as both APIs stream them: a few characters of JSON at a time."""
+    return _JSON_PIECE.findall(text)
 
 
 def fit_text(model: str, text: str, limit: int | None) -> tuple[str, bool]:
@@ -269,6 +354,10 @@ class Answer:
 # -- HTTP ----------------------------------------------------------------------------------
 
 
+Handler: TypeAlias = Callable[[Exchange], httpx2.Response]
+"""Answers one endpoint's requests."""
+
+
 class EventStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
     """A response body that arrives one server-sent event at a time (sync or async)."""
 
@@ -295,6 +384,31 @@ def find_route(
 
 def dumps(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def json_body(content: bytes) -> Any:
+    """A request body decoded as JSON; ``None`` if empty or not JSON."""
+    if not content:
+        return None
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
+
+
+def rfc3339(seconds: int) -> str:
+    """A Unix time as the Anthropic API writes it: ``2025-11-21T00:00:00Z``."""
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def retry_headers(retry_after: float | None) -> dict[str, str]:
+    """``retry-after`` (whole seconds, rounded up) and ``retry-after-ms``, as both APIs send."""
+    if retry_after is None:
+        return {}
+    return {
+        "retry-after": str(math.ceil(retry_after)),
+        "retry-after-ms": str(round(retry_after * 1000)),
+    }
 
 
 def json_response(
